@@ -1,0 +1,175 @@
+"""The environment contract.
+
+An environment is an immutable, hashable configuration object (a frozen dataclass) with pure
+methods over a batched state pytree. Nothing is stored on the object at run time, so it can be a
+static argument of `jit` or be closed over, and `vmap`/`scan` compose with every method.
+
+Conventions (one name per concept across gfnjax):
+
+* `state`: a pytree (flax.struct.dataclass) whose leaves have a leading batch axis [B].
+* `action`: int32[B] index into the forward action set of size `num_actions`;
+  `backward_action`: int32[B] index into the backward action set of size `num_backward_actions`.
+* `mask`: bool, True = valid. A terminal state has no valid forward action; the initial state
+  has no valid backward action. Callers guard all-False rows (see `gfnjax.utils.masked_logits`).
+* Terminal states are reached either by an explicit stop action (`stop_action >= 0`, e.g.
+  hypergrid) or automatically when the object is complete (`stop_action == -1`, e.g. bit
+  sequences). In both cases `is_terminal(state)` is True for the terminal state x and
+  `log_reward(state)` is log R(x). The transition into a terminal state is the last transition of
+  a trajectory; `backward_step` from a terminal state undoes it.
+* `to_backward_action(parent, action)` is the backward action at the child that undoes `action`;
+  `to_forward_action(child, backward_action)` is the forward action at the parent that leads back
+  to `child`. They let one trajectory carry both forward and backward action indices.
+
+Subclasses implement the underscore methods (`_step`, `_backward_step`, `_forward_mask`,
+`_backward_mask`); the base class adds the terminal/initial guards once: stepping a terminal row
+(or backward-stepping an initial row) leaves it unchanged, and masks are False there.
+
+Enumerable environments (`enumerable = True`) also implement `enumerate_states` (every
+non-terminal state, [S]), `state_index`, `enumerate_terminals` ([X]) and `terminal_index`, which
+the exact metrics use for dynamic programming over the DAG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from gfnjax.utils import tree_where
+
+State = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Env:
+    """Base class of every environment; see the module docstring for the contract."""
+
+    name: ClassVar[str] = "env"
+    enumerable: ClassVar[bool] = False
+
+    # --- static sizes (subclasses define them as properties) ---------------------------
+    @property
+    def num_actions(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def num_backward_actions(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def obs_dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def max_steps(self) -> int:
+        """Static upper bound on the number of transitions of a trajectory (scan length)."""
+        raise NotImplementedError
+
+    @property
+    def stop_action(self) -> int:
+        """Index of the explicit stop action, or -1 when termination is automatic."""
+        return -1
+
+    # --- dynamics -----------------------------------------------------------------------
+    def reset(self, batch_size: int) -> State:
+        """Initial states s0, [B]."""
+        raise NotImplementedError
+
+    def step(self, state: State, action: jax.Array) -> State:
+        """Forward transition; terminal rows are left unchanged."""
+        return tree_where(self.is_terminal(state), state, self._step(state, action))
+
+    def backward_step(self, state: State, backward_action: jax.Array) -> State:
+        """Inverse transition to a parent; initial rows are left unchanged."""
+        return tree_where(self.is_initial(state), state, self._backward_step(state, backward_action))
+
+    def forward_mask(self, state: State) -> jax.Array:
+        """bool[B, num_actions]: valid forward actions (all False at terminal states)."""
+        return self._forward_mask(state) & ~self.is_terminal(state)[:, None]
+
+    def backward_mask(self, state: State) -> jax.Array:
+        """bool[B, num_backward_actions]: valid backward actions (all False at s0)."""
+        return self._backward_mask(state) & ~self.is_initial(state)[:, None]
+
+    def observe(self, state: State) -> jax.Array:
+        """float32[B, obs_dim]: network input."""
+        raise NotImplementedError
+
+    def log_reward(self, state: State) -> jax.Array:
+        """float32[B]: log R(x); meaningful for terminal states."""
+        raise NotImplementedError
+
+    def is_terminal(self, state: State) -> jax.Array:
+        """bool[B]."""
+        raise NotImplementedError
+
+    def is_initial(self, state: State) -> jax.Array:
+        """bool[B]: True at s0."""
+        raise NotImplementedError
+
+    def to_backward_action(self, state: State, action: jax.Array) -> jax.Array:
+        """int32[B]: backward action at step(state, action) that returns to `state`."""
+        raise NotImplementedError
+
+    def to_forward_action(self, state: State, backward_action: jax.Array) -> jax.Array:
+        """int32[B]: forward action at backward_step(state, b) that returns to `state`."""
+        raise NotImplementedError
+
+    # --- subclass hooks -------------------------------------------------------------------
+    def _step(self, state: State, action: jax.Array) -> State:
+        raise NotImplementedError
+
+    def _backward_step(self, state: State, backward_action: jax.Array) -> State:
+        raise NotImplementedError
+
+    def _forward_mask(self, state: State) -> jax.Array:
+        raise NotImplementedError
+
+    def _backward_mask(self, state: State) -> jax.Array:
+        raise NotImplementedError
+
+    # --- enumeration (small environments) ---------------------------------------------------
+    @property
+    def num_states(self) -> int:
+        """Number of non-terminal states S."""
+        raise NotImplementedError(f"{self.name} is not enumerable")
+
+    @property
+    def num_terminals(self) -> int:
+        """Number of terminal objects X."""
+        raise NotImplementedError(f"{self.name} is not enumerable")
+
+    def enumerate_states(self) -> State:
+        """Every non-terminal state, [S]."""
+        raise NotImplementedError(f"{self.name} is not enumerable")
+
+    def state_index(self, state: State) -> jax.Array:
+        """int32[B] in [0, S) for non-terminal states."""
+        raise NotImplementedError(f"{self.name} is not enumerable")
+
+    def enumerate_terminals(self) -> State:
+        """Every terminal state, [X], ordered so that terminal_index(x) == position."""
+        raise NotImplementedError(f"{self.name} is not enumerable")
+
+    def terminal_index(self, state: State) -> jax.Array:
+        """int32[B] in [0, X) for terminal states."""
+        raise NotImplementedError(f"{self.name} is not enumerable")
+
+    def true_log_probs(self) -> jax.Array:
+        """float32[X]: log π(x) = log R(x) − log Z over the enumerated terminals."""
+        log_r = self.log_reward(self.enumerate_terminals())
+        return log_r - jax.nn.logsumexp(log_r)
+
+    def log_partition(self) -> jax.Array:
+        """Exact log Z = logsumexp_x log R(x) (enumerable environments)."""
+        return jax.nn.logsumexp(self.log_reward(self.enumerate_terminals()))
+
+
+def batch_size_of(state: State) -> int:
+    return jax.tree_util.tree_leaves(state)[0].shape[0]
+
+
+def full_actions(batch_size: int, action: int) -> jax.Array:
+    return jnp.full((batch_size,), action, jnp.int32)

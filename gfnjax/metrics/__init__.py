@@ -1,0 +1,134 @@
+"""Metrics evaluated inside the jitted training loop.
+
+A metric is an object with
+  init() -> carry                              (pytree, lives in the loop state)
+  update(carry, info) -> carry                 (every training iteration; info from algo.update)
+  compute(carry, algo, state, key) -> dict     (every eval_every iterations; scalars)
+so everything stays on device. `default_metrics(env, config)` picks what the environment supports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from gfnjax.envs.base import Env
+from gfnjax.metrics.exact import DAG, build_dag, distribution_metrics, policy_terminal_distribution
+from gfnjax.rollout import sample_backward, sample_forward
+from gfnjax.utils import check_range
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsConfig:
+    """eval_batch_size: trajectories for the ELBO/EUBO estimates (256).
+    l1_window: terminal states kept for the Tiapkin empirical L1 (200k, REFERENCE.md §5).
+    exact: compute the exact DP distribution metrics when the environment is enumerable."""
+
+    eval_batch_size: int = 256
+    l1_window: int = 200_000
+    exact: bool = True
+
+    def __post_init__(self):
+        check_range(self, "eval_batch_size", 1, None, integer=True)
+        check_range(self, "l1_window", 1, None, integer=True)
+
+
+class ExactDistribution:
+    """Exact TV / KL / JSD of the current policy's terminal distribution, and |log Z − log Z*|."""
+
+    def __init__(self, env: Env):
+        self.env = env
+        self.dag: DAG = build_dag(env)
+
+    def init(self):
+        return ()
+
+    def update(self, carry, info):
+        return carry
+
+    def compute(self, carry, algo, state, key):
+        logits, _ = algo.policy_fn(state)(self.dag.obs)
+        p = policy_terminal_distribution(self.dag, logits)
+        out = distribution_metrics(p, self.dag.true_log_probs)
+        log_z = algo.log_z(state)
+        if log_z is not None:
+            out["log_z"] = log_z
+            out["log_z_error"] = jnp.abs(log_z - self.dag.log_z)
+        return out
+
+
+class Bounds:
+    """ELBO = mean G(τ) over forward samples; EUBO = mean G(τ) over backward trajectories from exact
+    samples x ~ π (enumerable environments). G(τ) = log R(x) + log P_B(τ|x) − log P_F(τ)."""
+
+    def __init__(self, env: Env, batch_size: int, true_log_probs=None):
+        self.env = env
+        self.batch_size = batch_size
+        self.true_log_probs = true_log_probs
+
+    def init(self):
+        return ()
+
+    def update(self, carry, info):
+        return carry
+
+    def compute(self, carry, algo, state, key):
+        k_f, k_x, k_b = jax.random.split(key, 3)
+        policy = algo.policy_fn(state)
+        fwd = sample_forward(self.env, k_f, policy, self.batch_size)
+        g = fwd.log_reward + (fwd.log_pb - fwd.log_pf).sum(-1)
+        out = {"elbo": g.mean()}
+        if self.true_log_probs is not None:
+            idx = jax.random.categorical(k_x, self.true_log_probs, shape=(self.batch_size,))
+            x = jax.tree_util.tree_map(lambda a: a[idx], self.env.enumerate_terminals())
+            bwd = sample_backward(self.env, k_b, x, policy)
+            out["eubo"] = (bwd.log_reward + (bwd.log_pb - bwd.log_pf).sum(-1)).mean()
+        return out
+
+
+class EmpiricalL1:
+    """Tiapkin et al.'s L1 = mean_x |π̂(x) − π(x)|, π̂ from the last `window` training terminals."""
+
+    def __init__(self, env: Env, window: int, true_log_probs):
+        self.env = env
+        self.window = window
+        self.true_log_probs = true_log_probs
+
+    def init(self):
+        return (jnp.full((self.window,), -1, jnp.int32), jnp.zeros((), jnp.int32))
+
+    def update(self, carry, info):
+        buf, ptr = carry
+        idx = self.env.terminal_index(info["terminals"]).astype(jnp.int32)
+        pos = (ptr + jnp.arange(idx.shape[0])) % self.window
+        return buf.at[pos].set(idx), (ptr + idx.shape[0]) % self.window
+
+    def compute(self, carry, algo, state, key):
+        buf, _ = carry
+        X = self.true_log_probs.shape[0]
+        valid = buf >= 0
+        counts = jax.ops.segment_sum(valid.astype(jnp.float32), jnp.maximum(buf, 0), num_segments=X)
+        p_hat = counts / jnp.maximum(valid.sum(), 1)
+        return {"l1": jnp.mean(jnp.abs(p_hat - jnp.exp(self.true_log_probs)))}
+
+
+def default_metrics(env: Env, config: MetricsConfig | None = None) -> tuple[Any, ...]:
+    config = config or MetricsConfig()
+    metrics: list[Any] = []
+    true_lp = None
+    if env.enumerable and config.exact:
+        exact = ExactDistribution(env)
+        true_lp = exact.dag.true_log_probs
+        metrics += [exact, EmpiricalL1(env, config.l1_window, true_lp)]
+    metrics.append(Bounds(env, config.eval_batch_size, true_lp))
+    metrics += list(getattr(env, "extra_metrics", lambda cfg: [])(config))
+    return tuple(metrics)
+
+
+__all__ = [
+    "Bounds", "DAG", "EmpiricalL1", "ExactDistribution", "MetricsConfig", "build_dag",
+    "default_metrics", "distribution_metrics", "policy_terminal_distribution",
+]

@@ -1,0 +1,107 @@
+"""Small array helpers shared by environments, rollouts, losses and metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+# Invalid actions get this finite logit: exp() underflows to 0 but gradients stay finite.
+NEG_LOGIT = -1e9
+
+
+def masked_logits(logits: jax.Array, mask: jax.Array) -> jax.Array:
+    """Replace invalid entries (mask False) by a large negative finite logit.
+
+    Rows with no valid entry get all-zero logits so that a `log_softmax` over them stays finite
+    (their result is discarded by the caller's validity mask).
+    """
+    any_valid = jnp.any(mask, axis=-1, keepdims=True)
+    safe_mask = jnp.where(any_valid, mask, True)
+    return jnp.where(safe_mask, logits, NEG_LOGIT)
+
+
+def masked_log_softmax(logits: jax.Array, mask: jax.Array) -> jax.Array:
+    """log softmax over valid entries: float[..., A]; invalid entries get ~NEG_LOGIT."""
+    return jax.nn.log_softmax(masked_logits(logits, mask), axis=-1)
+
+
+def uniform_log_probs(mask: jax.Array) -> jax.Array:
+    """log of the uniform distribution over valid entries of `mask` (bool[..., A])."""
+    return masked_log_softmax(jnp.zeros(mask.shape, jnp.float32), mask)
+
+
+def sample_from_log_probs(key: jax.Array, log_probs: jax.Array) -> jax.Array:
+    """Sample int[...] from categorical rows float[..., A] by inverse CDF.
+
+    One uniform per row, a cumulative sum and a count: cheaper than Gumbel-max
+    (`jax.random.categorical`) for wide action spaces (one random number per row instead of A).
+    Zero-probability entries are never returned because the CDF does not increase across them
+    and u ∈ (0, 1].
+    """
+    probs = jnp.exp(log_probs - jnp.max(log_probs, axis=-1, keepdims=True))
+    cdf = jnp.cumsum(probs, axis=-1)
+    u = 1.0 - jax.random.uniform(key, log_probs.shape[:-1])  # (0, 1]
+    idx = jnp.sum(cdf < (u * cdf[..., -1])[..., None], axis=-1)
+    return jnp.minimum(idx, log_probs.shape[-1] - 1).astype(jnp.int32)
+
+
+def gather_last(x: jax.Array, idx: jax.Array) -> jax.Array:
+    """x[..., idx] per leading index: float[..., A], int[...] -> float[...]."""
+    return jnp.take_along_axis(x, idx[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def logmeanexp(x: jax.Array, axis: int = -1) -> jax.Array:
+    return jax.nn.logsumexp(x, axis=axis) - jnp.log(x.shape[axis])
+
+
+def tree_where(cond: jax.Array, a: Any, b: Any) -> Any:
+    """Per-row select between two pytrees with a leading batch axis; cond is bool[B]."""
+
+    def sel(x, y):
+        c = cond.reshape(cond.shape + (1,) * (x.ndim - cond.ndim))
+        return jnp.where(c, x, y)
+
+    return jax.tree_util.tree_map(sel, a, b)
+
+
+def check_range(obj: Any, name: str, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> None:
+    """Raise ValueError naming `name` if getattr(obj, name) lies outside the allowed range."""
+    value = getattr(obj, name)
+    owner = type(obj).__name__
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    allowed = f"{left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+    if integer and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{owner}.{name} must be an integer in {allowed}, got {value!r}")
+    if not integer and not isinstance(value, (int, float)):
+        raise ValueError(f"{owner}.{name} must be a number in {allowed}, got {value!r}")
+    bad = (
+        (lo is not None and (value <= lo if lo_open else value < lo))
+        or (hi is not None and (value >= hi if hi_open else value > hi))
+        or value != value
+    )
+    if bad:
+        raise ValueError(f"{owner}.{name} must be in {allowed}, got {value!r}")
+
+
+def check_choice(obj: Any, name: str, choices: tuple) -> None:
+    value = getattr(obj, name)
+    if value not in choices:
+        raise ValueError(
+            f"{type(obj).__name__}.{name} must be one of {list(choices)}, got {value!r}"
+        )
+
+
+def replace_checked(obj: Any, **overrides: Any) -> Any:
+    """dataclasses.replace that names unknown fields and the valid ones."""
+    names = [f.name for f in dataclasses.fields(obj)]
+    unknown = [k for k in overrides if k not in names]
+    if unknown:
+        raise ValueError(
+            f"unknown {type(obj).__name__} field(s) {unknown}; valid fields: {sorted(names)}"
+        )
+    return dataclasses.replace(obj, **overrides)
