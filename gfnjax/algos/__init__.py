@@ -1,17 +1,28 @@
-"""Algorithm registry: `gfnjax.algos.make(name, env, **config_overrides)`."""
+"""Algorithm registry: `gfnjax.algos.make(name, env, **config_overrides)`.
+
+Each algorithm module defines a `Config` frozen dataclass and an `Algorithm` subclass with a
+`name`; register a new one by adding its (module, class) to `_ENTRIES`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 from gfnjax.algos.base import Algorithm, BaseConfig, TrainState
-from gfnjax.algos.db import DB
-from gfnjax.algos.fm import FM
-from gfnjax.algos.subtb import SubTB
-from gfnjax.algos.tb import TB
 from gfnjax.envs.base import Env
 
-REGISTRY: dict[str, type[Algorithm]] = {cls.name: cls for cls in (TB, DB, SubTB, FM)}
+_ENTRIES = [
+    ("gfnjax.algos.tb", "TB"),
+    ("gfnjax.algos.db", "DB"),
+    ("gfnjax.algos.subtb", "SubTB"),
+    ("gfnjax.algos.fm", "FM"),
+]
+
+REGISTRY: dict[str, type[Algorithm]] = {}
+for _module, _cls in _ENTRIES:
+    _c = getattr(importlib.import_module(_module), _cls)
+    REGISTRY[_c.name] = _c
 
 
 def register(cls: type[Algorithm]) -> type[Algorithm]:

@@ -1,29 +1,40 @@
-"""Environment registry: `gfnjax.envs.make(name, **kwargs)`."""
+"""Environment registry: `gfnjax.envs.make(name, **kwargs)`.
+
+Register a new environment by adding its (module, class) to `_ENTRIES`; the class's `name`
+is the registry key.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
 from gfnjax.envs.base import Env
 from gfnjax.envs.hypergrid import Hypergrid, HypergridState
 
-REGISTRY: dict[str, type[Env]] = {
-    "hypergrid": Hypergrid,
-}
+_ENTRIES = [
+    ("gfnjax.envs.hypergrid", "Hypergrid"),
+]
+
+REGISTRY: dict[str, type[Env]] = {}
+for _module, _cls in _ENTRIES:
+    _c = getattr(importlib.import_module(_module), _cls)
+    REGISTRY[_c.name] = _c
 
 
-def register(name: str, cls: type[Env]) -> None:
-    REGISTRY[name] = cls
-
-
-def env_fields(name: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(get_class(name))]
+def register(cls: type[Env]) -> type[Env]:
+    REGISTRY[cls.name] = cls
+    return cls
 
 
 def get_class(name: str) -> type[Env]:
     if name not in REGISTRY:
         raise ValueError(f"unknown environment {name!r}; valid names: {sorted(REGISTRY)}")
     return REGISTRY[name]
+
+
+def env_fields(name: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(get_class(name))]
 
 
 def make(name: str, **kwargs) -> Env:

@@ -57,6 +57,7 @@ class Hypergrid(Env):
     r2: float | None = None
 
     name: ClassVar[str] = "hypergrid"
+    bench_defaults: ClassVar[dict] = {"iterations": 2000, "eval_every": 250}
     enumerable: ClassVar[bool] = True
 
     def __post_init__(self):

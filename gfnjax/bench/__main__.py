@@ -1,0 +1,5 @@
+import sys
+
+from gfnjax.bench.cli import main
+
+sys.exit(main())

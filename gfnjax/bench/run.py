@@ -1,0 +1,270 @@
+"""`python -m gfnjax.bench --env ENV --algo ALGO --seeds N --iterations N [--set key=value ...]`.
+
+Trains N seeds as one vmapped, jitted program (chunked into evaluation periods so progress can
+be printed), writes one JSON line per seed and prints a mean ± std summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gfnjax import algos, envs
+from gfnjax.metrics import MetricsConfig
+from gfnjax.train import make_trainer
+
+DEFAULT_ITERATIONS = 2000
+DEFAULT_EVAL_EVERY = 250
+
+
+def parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def split_overrides(env_name: str, algo_name: str, sets: list[str]) -> tuple[dict, dict, dict]:
+    """Route `key=value` pairs to the env ("env.key" or an env field), the metrics ("metrics.key")
+    or the algorithm config; unknown keys raise ValueError naming every valid key."""
+    env_keys = set(envs.env_fields(env_name))
+    algo_keys = set(algos.config_fields(algo_name))
+    metric_keys = {f.name for f in dataclasses.fields(MetricsConfig)}
+    env_kw, algo_kw, metric_kw = {}, {}, {}
+    for item in sets:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        key, value = key.strip(), parse_value(value.strip())
+        if isinstance(value, list):
+            value = tuple(value)
+        if key.startswith("env."):
+            key = key[4:]
+            if key not in env_keys:
+                raise ValueError(f"unknown --set key 'env.{key}'; {env_name} options: {sorted(env_keys)}")
+            env_kw[key] = value
+        elif key.startswith("metrics."):
+            key = key[8:]
+            if key not in metric_keys:
+                raise ValueError(f"unknown --set key 'metrics.{key}'; metrics options: {sorted(metric_keys)}")
+            metric_kw[key] = value
+        elif key in algo_keys:
+            algo_kw[key] = value
+        elif key in env_keys:
+            env_kw[key] = value
+        else:
+            raise ValueError(
+                f"unknown --set key {key!r}; {algo_name} config fields: {sorted(algo_keys)}; "
+                f"{env_name} options: {sorted(env_keys)}; metrics options: "
+                f"{sorted('metrics.' + k for k in metric_keys)}"
+            )
+    return env_kw, algo_kw, metric_kw
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        ).stdout.strip() or "unknown"
+    except Exception:  # noqa: BLE001 - provenance only
+        return "unknown"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.ndarray, jax.Array)):
+        return _jsonable(np.asarray(x).tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+@dataclasses.dataclass
+class RunSpec:
+    env: str
+    algo: str
+    seeds: list[int]
+    iterations: int
+    eval_every: int
+    env_kw: dict
+    algo_kw: dict
+    metric_kw: dict
+
+
+def build(spec: RunSpec):
+    """Validate everything and build env, algorithm and trainer (no compilation)."""
+    env = envs.make(spec.env, **spec.env_kw)
+    algo = algos.make(spec.algo, env, **spec.algo_kw)
+    trainer = make_trainer(algo, spec.iterations, spec.eval_every,
+                           metrics_config=MetricsConfig(**spec.metric_kw))
+    return env, algo, trainer
+
+
+def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False,
+        hparams: dict | None = None) -> list[dict]:
+    """Train every seed of `spec` as one program; return (and append to out_path) one record per seed."""
+    env, algo, trainer = build(spec)
+    log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in spec.seeds])
+    n_chunks = math.ceil(trainer.num_evals / chunk)
+
+    t0 = time.perf_counter()
+    init = jax.jit(jax.vmap(trainer.init, in_axes=(0, None))).lower(keys, hparams).compile()
+    first_eval = jax.jit(jax.vmap(trainer.evaluate))
+    carry = init(keys, hparams)
+    first_eval = first_eval.lower(carry).compile()
+    periods = {}
+
+    def chunk_fn(n):
+        if n not in periods:
+            periods[n] = jax.jit(jax.vmap(lambda c: trainer.run(c, n))).lower(carry).compile()
+        return periods[n]
+
+    chunk_fn(min(chunk, trainer.num_evals))
+    compile_s = time.perf_counter() - t0
+    log(f"[{spec.env}/{spec.algo}] {len(spec.seeds)} seed(s), {spec.iterations} iterations, "
+        f"compiled in {compile_s:.1f}s")
+
+    t1 = time.perf_counter()
+    carry, first = first_eval(carry)
+    jax.block_until_ready(carry)
+    eval_s = time.perf_counter() - t1
+    pieces = [jax.tree_util.tree_map(lambda x: np.asarray(x)[:, None], first)]
+    done = 0
+    t_run = time.perf_counter()
+    for _ in range(n_chunks):
+        n = min(chunk, trainer.num_evals - done)
+        carry, curves = chunk_fn(n)(carry)
+        curves = jax.tree_util.tree_map(np.asarray, curves)
+        pieces.append(curves)
+        done += n
+        latest = {k: float(np.mean(v[:, -1])) for k, v in curves.items()}
+        shown = " ".join(
+            f"{k}={latest[k]:.4g}" for k in ("tv", "l1", "elbo", "eubo", "train_loss", "modes", "pearson")
+            if k in latest
+        )
+        log(f"  it {int(latest['iteration'])}/{spec.iterations}  traj {int(latest['trajectories'])}  {shown}"
+            f"  [{time.perf_counter() - t_run:.1f}s]")
+    run_s = time.perf_counter() - t_run
+    names = sorted(pieces[-1])
+    curves = {}
+    for k in names:
+        cols = [p[k] if k in p else np.full((len(spec.seeds), 1), np.nan) for p in pieces]
+        curves[k] = np.concatenate(cols, axis=1)
+    iters = spec.iterations * len(spec.seeds)
+    transitions = float(curves["transitions"][:, -1].sum())
+    base = {
+        "env": spec.env, "algo": spec.algo,
+        "env_config": _jsonable(dataclasses.asdict(env)),
+        "algo_config": _jsonable(dataclasses.asdict(algo.config)),
+        "metrics_config": spec.metric_kw,
+        "iterations": spec.iterations, "eval_every": spec.eval_every,
+        "num_seeds": len(spec.seeds),
+        "hparams": _jsonable(hparams) if hparams else None,
+        "git_commit": git_commit(), "jax_version": jax.__version__,
+        "device": str(jax.devices()[0].device_kind), "num_devices": jax.device_count(),
+        "host": platform.node(), "cpu_count": os.cpu_count(),
+        "compile_s": compile_s, "wall_s": run_s, "first_eval_s": eval_s,
+        "iterations_per_s": iters / run_s, "transitions_per_s": transitions / run_s,
+        "trajectories_per_s": float(curves["trajectories"][:, -1].sum()) / run_s,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    records = []
+    for i, seed in enumerate(spec.seeds):
+        rec = dict(base, seed=seed, curves={k: _jsonable(v[i]) for k, v in curves.items()})
+        rec["final"] = {k: _jsonable(float(v[i, -1])) for k, v in curves.items()}
+        records.append(rec)
+    if out_path:
+        append_records(out_path, records)
+    return records
+
+
+def append_records(path: str, records: list[dict]) -> None:
+    """Append JSON lines with a single write + fsync so a killed run never leaves half a line."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    data = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+SUMMARY_KEYS = ("tv", "kl", "jsd", "log_z_error", "l1", "elbo", "eubo", "pearson", "spearman",
+                "modes", "top_k_reward")
+
+
+def summary_table(records: list[dict]) -> str:
+    if not records:
+        return "(no records)"
+    keys = [k for k in SUMMARY_KEYS if k in records[0]["final"]]
+    head = "| env | algo | seeds | " + " | ".join(keys) + " | it/s | transitions/s | compile s |"
+    sep = "|" + "---|" * (len(keys) + 6)
+    rows = [head, sep]
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["env"], r["algo"]), []).append(r)
+    for (env, algo), rs in groups.items():
+        cells = []
+        for k in keys:
+            vals = np.array([r["final"][k] for r in rs if r["final"].get(k) is not None], float)
+            cells.append(f"{vals.mean():.4g} ± {vals.std():.2g}" if len(vals) else "–")
+        r0 = rs[0]
+        rows.append(f"| {env} | {algo} | {len(rs)} | " + " | ".join(cells)
+                    + f" | {r0['iterations_per_s']:.1f} | {r0['transitions_per_s']:.0f} | {r0['compile_s']:.1f} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m gfnjax.bench", description=__doc__)
+    p.add_argument("--env", default="hypergrid", help=f"one of {sorted(envs.REGISTRY)}")
+    p.add_argument("--algo", default="tb", help=f"one of {sorted(algos.REGISTRY)}")
+    p.add_argument("--seeds", type=int, default=4, help="number of seeds (0..N-1), vmapped")
+    p.add_argument("--seed-offset", type=int, default=0)
+    p.add_argument("--iterations", type=int, default=None)
+    p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--chunk", type=int, default=1, help="evaluation periods per compiled chunk")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="algo config field, env option (env.KEY) or metrics option (metrics.KEY)")
+    p.add_argument("--out", default="results/runs.jsonl", help="JSON-lines file to append to")
+    args = p.parse_args(argv)
+    try:
+        envs.get_class(args.env)
+        algos.get_class(args.algo)
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be ≥ 1, got {args.seeds}")
+        env_kw, algo_kw, metric_kw = split_overrides(args.env, args.algo, args.set)
+        defaults = getattr(envs.get_class(args.env), "bench_defaults", {})
+        iterations = args.iterations or defaults.get("iterations", DEFAULT_ITERATIONS)
+        eval_every = args.eval_every or min(defaults.get("eval_every", DEFAULT_EVAL_EVERY), iterations)
+        spec = RunSpec(args.env, args.algo, list(range(args.seed_offset, args.seed_offset + args.seeds)),
+                       iterations, eval_every, env_kw, algo_kw, metric_kw)
+        build(spec)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    records = run(spec, args.out, chunk=args.chunk)
+    print(summary_table(records))
+    print(f"\nrecords appended to {args.out}", file=sys.stderr)
+    return 0
