@@ -17,6 +17,16 @@ _ENTRIES = [
     ("gfnjax.algos.db", "DB"),
     ("gfnjax.algos.subtb", "SubTB"),
     ("gfnjax.algos.fm", "FM"),
+    ("gfnjax.algos.vpg", "VPG"),
+    ("gfnjax.algos.vpg", "RTG"),
+    ("gfnjax.algos.vpg", "VBaseline"),
+    ("gfnjax.algos.vpg", "GAE"),
+    ("gfnjax.algos.vpg", "GAESubTB"),
+    ("gfnjax.algos.niu", "RLU"),
+    ("gfnjax.algos.niu", "RLB"),
+    ("gfnjax.algos.niu", "RLG"),
+    ("gfnjax.algos.trpo", "TRPO"),
+    ("gfnjax.algos.ppo", "PPO"),
 ]
 
 REGISTRY: dict[str, type[Algorithm]] = {}

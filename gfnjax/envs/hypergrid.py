@@ -153,6 +153,23 @@ class Hypergrid(Env):
         band2 = jnp.all((a > 0.3) & (a < 0.4), axis=-1)
         return jnp.log(r0 + r1 * band1 + r2 * band2).astype(jnp.float32)
 
+    # guide of RL-G (Niu et al. (b)); additive hook, used only by gfnjax.algos.niu.RLG
+    def guide_logit_cap(self, obs: jax.Array) -> jax.Array:
+        """Upper bound on the guided forward policy's log-probabilities, float[N, num_actions].
+
+        The guided policy of RL-G (REFERENCE.md §3.6) is softmax(min(log_softmax(logits), cap)):
+        the stop action is capped at log 1e−5 at states with R(s) ≤ R0 (outside every reward
+        band), so guided trajectories terminate almost only in rewarding regions. A cap of 0
+        means "no cap" (log-probabilities are ≤ 0). Computed from observations (float[N,
+        obs_dim], the one-hot coordinates) so that it composes with `rollout.PolicyFn`.
+        """
+        n = obs.shape[0]
+        coords = jnp.argmax(obs.reshape(n, self.dim, self.side), axis=-1).astype(jnp.int32)
+        log_r = self.log_reward(HypergridState(coords=coords, done=jnp.ones((n,), bool)))
+        low = log_r <= math.log(self.reward_constants[0]) + 1e-6
+        cap = jnp.zeros((n, self.num_actions), jnp.float32)
+        return cap.at[:, self.stop_action].set(jnp.where(low, math.log(1e-5), 0.0))
+
     # enumeration
     @property
     def num_states(self) -> int:

@@ -8,6 +8,21 @@ from gfnjax.losses.flow import (
     trajectory_balance,
     trajectory_balance_residual,
 )
+from gfnjax.losses.pg import (
+    categorical_kl,
+    conjugate_gradient,
+    gae,
+    mean_center,
+    niu_costs,
+    niu_log_z_update,
+    normalize,
+    pg_surrogate,
+    ppo_surrogate,
+    reward_to_go,
+    soft_return,
+    soft_rewards,
+    trpo_step,
+)
 
 __all__ = [
     "backward_maximum_likelihood",
@@ -16,4 +31,17 @@ __all__ = [
     "subtrajectory_balance",
     "trajectory_balance",
     "trajectory_balance_residual",
+    "categorical_kl",
+    "conjugate_gradient",
+    "gae",
+    "mean_center",
+    "niu_costs",
+    "niu_log_z_update",
+    "normalize",
+    "pg_surrogate",
+    "ppo_surrogate",
+    "reward_to_go",
+    "soft_return",
+    "soft_rewards",
+    "trpo_step",
 ]
