@@ -1,0 +1,445 @@
+"""Molecular graphs built atom by atom, scored with RDKit (REFERENCE.md §4, issue 7).
+
+State (fixed-size arrays, N = max_atoms, K = len(elements)):
+  atoms int32[B, N]     0 = empty slot, k + 1 = elements[k]; occupied slots are 0..n−1
+  bonds int32[B, N, N]  symmetric bond orders 0..3 (Kekulé: single, double, triple)
+  done  bool[B]
+Hydrogens are implicit, every atom is neutral with the default valence v(e) (C 4, N 3, O 2, F 1).
+Free valence of atom i: f_i = v(e_i) − Σ_j bonds[i, j].
+
+Forward actions (A = K + N·K + P + 1, P = N(N−1)/2 atom pairs i < j):
+  [0, K)            place the first atom, element k                (only at the empty graph)
+  K + i·K + k       add a new atom of element k at slot n, single-bonded to atom i
+                    (i < n < N, f_i ≥ 1)
+  K + N·K + p       raise the bond order of pair p = (i, j) by one: a ring closure (0 → 1) or a
+                    multiple bond (i < j < n, f_i ≥ 1, f_j ≥ 1, order < 3)
+  A − 1             stop (n ≥ 1)
+Backward actions (A_b = P + 2):
+  p < P             lower the order of pair p by one; lowering 1 → 0 is valid only if atom j
+                    keeps an earlier neighbour (below)
+  P                 remove the newest atom n − 1, valid when it is a leaf (exactly one bond, of
+                    order 1) or the only atom
+  P + 1             undo stop (terminal states only)
+
+Graph identity — states are *labelled* graphs. Slots are labelled in insertion order and the
+invariant of every state is: each atom j ≥ 1 has a neighbour i < j ("prefix-connected"; it
+implies that the graph is connected). Forward actions keep it; the backward connectivity check is
+this invariant in jnp (lowering a single bond (i, j), i < j, needs another earlier neighbour of
+j), and only the newest atom can be removed, so `to_forward_action`/`to_backward_action` are exact
+inverses without any re-indexing. Every prefix-connected labelled graph is reachable (remove the
+newest atom when it is a leaf, otherwise lower one of its bonds).
+Consequence for the target: one molecule M (one bond-order graph G) is encoded by c(G) distinct
+terminal states, c(G) = #prefix-connected orderings of G's atoms / |Aut(G)|
+(`gfnjax.chem.count_labelled_graphs`). With `graph_identity="labelled"` (default) the target is
+π(x) ∝ R(x) over labelled graphs, so over molecules π(M) ∝ Σ_{G of M} c(G)·R(M): larger and less
+symmetric molecules are favoured by their multiplicity. With `graph_identity="molecule"` the
+reward is divided by c(G), log R(x) = log R_score(x) − log c(G), so π(M) ∝ k(M)·R(M) with k(M) the
+number of non-isomorphic Kekulé bond-order graphs of M (1 unless M is aromatic with inequivalent
+Kekulé structures). Metrics are reported over canonical SMILES.
+
+Reward (host RDKit via one `jax.pure_callback` per batch, cached by canonical SMILES, see
+`gfnjax.chem`): score s(x) ∈ [0, 1] (`score`: "qed" default, "sa", "qed_sa"), tempered as
+log R = β·s ("exp", REFERENCE.md §4 R = exp(β·score)) or β·log max(s, 1e−6) ("power", R = s^β).
+β = 10 by default (seed papers use β ∈ {4, 8, 10, 16}); β is static (a field of the env), so a β
+sweep is one program per value. The mask makes every graph a valid molecule; anything RDKit
+still rejects gets log R = `invalid_log_reward` (−100) and is counted in `chem.STATS.invalid`.
+`log_reward(s)` is defined for every non-empty state (the reward of stopping there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from gfnjax import chem, graph_nets  # noqa: F401  (registers the "graph" torso)
+from gfnjax.envs.base import Env
+from gfnjax.utils import check_choice, check_range
+
+MAX_ORDER = 3
+
+
+@struct.dataclass
+class MolGraphState:
+    atoms: jax.Array  # int32[B, N]
+    bonds: jax.Array  # int32[B, N, N]
+    done: jax.Array  # bool[B]
+
+
+@dataclasses.dataclass(frozen=True)
+class MolGraph(Env):
+    """Atom-level molecular graph environment; see the module docstring.
+
+    Attributes:
+      max_atoms: N heavy atoms at most (2..12); 9 = QM9-like (issue 7).
+      elements: element symbols (from `chem.VALENCE`); C, N, O, F as in QM9.
+      score: "qed" (default), "sa" or "qed_sa" (QED · (10 − SA)/9), see `gfnjax.chem`.
+      transform: "exp" (log R = β·s, REFERENCE.md §4) or "power" (log R = β·log s).
+      beta: reward exponent β > 0; 10 (seed papers use 4, 8, 10, 16).
+      graph_identity: "labelled" (π over labelled graphs) or "molecule" (reward / c(G)).
+      invalid_log_reward: log R of anything RDKit rejects (−100, below every valid log R).
+      mode_threshold: score at or above which a molecule can count as a mode (0.55 ≈ the top
+        15% of QED in the filtered NCI test set).
+      test_size: held-out test molecules for the correlation metric (≤ available; 128).
+      mc_samples: backward trajectories per test molecule for log P_θ(x) (8).
+      top_k: k of the top-k reward metric (10).
+    """
+
+    max_atoms: int = 9
+    elements: tuple[str, ...] = ("C", "N", "O", "F")
+    score: str = "qed"
+    transform: str = "exp"
+    beta: float = 10.0
+    graph_identity: str = "labelled"
+    invalid_log_reward: float = -100.0
+    mode_threshold: float = 0.55
+    test_size: int = 128
+    mc_samples: int = 8
+    top_k: int = 10
+
+    name: ClassVar[str] = "molgraph"
+    default_torso: ClassVar[str] = "graph"
+    bench_defaults: ClassVar[dict] = {"iterations": 1000, "eval_every": 100}
+
+    def __post_init__(self):
+        check_range(self, "max_atoms", 2, 12, integer=True)
+        if isinstance(self.elements, list):
+            object.__setattr__(self, "elements", tuple(self.elements))
+        if not self.elements or len(set(self.elements)) != len(self.elements) or any(
+            e not in chem.VALENCE for e in self.elements
+        ):
+            raise ValueError(
+                f"MolGraph.elements must be distinct symbols from {sorted(chem.VALENCE)}, "
+                f"got {self.elements!r}"
+            )
+        check_choice(self, "score", tuple(chem.SCORES))
+        check_choice(self, "transform", ("exp", "power"))
+        check_choice(self, "graph_identity", ("labelled", "molecule"))
+        check_range(self, "beta", 0.0, None, lo_open=True)
+        check_range(self, "invalid_log_reward", None, None)
+        check_range(self, "mode_threshold", 0.0, 1.0)
+        check_range(self, "test_size", 1, None, integer=True)
+        check_range(self, "mc_samples", 1, None, integer=True)
+        check_range(self, "top_k", 1, None, integer=True)
+
+    # --- static sizes --------------------------------------------------------------------
+    @property
+    def num_elements(self) -> int:
+        return len(self.elements)
+
+    @property
+    def num_pairs(self) -> int:
+        return self.max_atoms * (self.max_atoms - 1) // 2
+
+    @property
+    def max_valence(self) -> int:
+        return max(chem.VALENCE[e] for e in self.elements)
+
+    @property
+    def num_actions(self) -> int:
+        N, K = self.max_atoms, self.num_elements
+        return K + N * K + self.num_pairs + 1
+
+    @property
+    def num_backward_actions(self) -> int:
+        return self.num_pairs + 2
+
+    @property
+    def stop_action(self) -> int:
+        return self.num_actions - 1
+
+    @property
+    def max_steps(self) -> int:
+        # place + (total bond order) + stop; total bond order ≤ ⌊N·v_max/2⌋ and ≤ 3P
+        return 2 + min(self.max_atoms * self.max_valence // 2, MAX_ORDER * self.num_pairs)
+
+    @property
+    def graph_layout(self) -> tuple[int, int, int, int]:
+        """(num_nodes N, node features F, edge features E, extra features) of `observe`."""
+        return self.max_atoms, self.num_elements + self.max_valence + 1, MAX_ORDER, 2
+
+    @property
+    def obs_dim(self) -> int:
+        N, F, E, X = self.graph_layout
+        return N * F + N * N * E + X
+
+    def _pairs(self):
+        i, j = np.triu_indices(self.max_atoms, k=1)
+        return jnp.asarray(i, jnp.int32), jnp.asarray(j, jnp.int32)
+
+    def _valence_table(self):
+        return jnp.asarray([0] + [chem.VALENCE[e] for e in self.elements], jnp.int32)
+
+    # --- derived quantities -----------------------------------------------------------------
+    def num_atoms(self, state) -> jax.Array:
+        """int32[B]: n."""
+        return (state.atoms > 0).sum(-1).astype(jnp.int32)
+
+    def free_valence(self, state) -> jax.Array:
+        """int32[B, N]: v(e_i) − Σ_j bonds[i, j] (0 on empty slots)."""
+        return self._valence_table()[state.atoms] - state.bonds.sum(-1)
+
+    # --- dynamics ---------------------------------------------------------------------------
+    def reset(self, batch_size: int) -> MolGraphState:
+        N = self.max_atoms
+        return MolGraphState(
+            atoms=jnp.zeros((batch_size, N), jnp.int32),
+            bonds=jnp.zeros((batch_size, N, N), jnp.int32),
+            done=jnp.zeros((batch_size,), bool),
+        )
+
+    def _decode(self, action):
+        """Split a forward action into (kind masks, atom i, element k, pair p)."""
+        N, K = self.max_atoms, self.num_elements
+        place = action < K
+        add = (action >= K) & (action < K + N * K)
+        p = action - K - N * K
+        raise_ = (p >= 0) & (p < self.num_pairs)
+        stop = action == self.stop_action
+        rel = jnp.clip(action - K, 0, N * K - 1)
+        return place, add, raise_, stop, rel // K, rel % K, jnp.clip(p, 0, self.num_pairs - 1)
+
+    def _step(self, state, action):
+        N = self.max_atoms
+        pi, pj = self._pairs()
+        place, add, raise_, stop, i, k, p = self._decode(action)
+        n = self.num_atoms(state)
+        elem = jnp.where(place, action, k)
+        pos = jnp.where(place, 0, n)
+        new_atom = jax.nn.one_hot(pos, N, dtype=jnp.int32) * ((elem + 1) * (place | add))[:, None]
+        u = jax.nn.one_hot(jnp.where(add, i, pi[p]), N, dtype=jnp.int32)
+        v = jax.nn.one_hot(jnp.where(add, n, pj[p]), N, dtype=jnp.int32)
+        inc = (u[:, :, None] * v[:, None, :] + v[:, :, None] * u[:, None, :]) * (add | raise_)[:, None, None]
+        return MolGraphState(atoms=state.atoms + new_atom, bonds=state.bonds + inc, done=state.done | stop)
+
+    def _backward_step(self, state, backward_action):
+        N, P = self.max_atoms, self.num_pairs
+        pi, pj = self._pairs()
+        lower = backward_action < P
+        remove = backward_action == P
+        unstop = backward_action == P + 1
+        p = jnp.clip(backward_action, 0, P - 1)
+        u = jax.nn.one_hot(pi[p], N, dtype=jnp.int32)
+        v = jax.nn.one_hot(pj[p], N, dtype=jnp.int32)
+        dec = (u[:, :, None] * v[:, None, :] + v[:, :, None] * u[:, None, :]) * lower[:, None, None]
+        last = jax.nn.one_hot(self.num_atoms(state) - 1, N, dtype=bool) & remove[:, None]
+        keep = ~(last[:, :, None] | last[:, None, :])
+        return MolGraphState(
+            atoms=jnp.where(last, 0, state.atoms),
+            bonds=jnp.where(keep, state.bonds - dec, 0),
+            done=state.done & ~unstop,
+        )
+
+    def _forward_mask(self, state):
+        N, K = self.max_atoms, self.num_elements
+        pi, pj = self._pairs()
+        n = self.num_atoms(state)
+        free = self.free_valence(state)
+        idx = jnp.arange(N)
+        place = jnp.broadcast_to((n == 0)[:, None], (n.shape[0], K))
+        add_at = (idx[None, :] < n[:, None]) & (n < N)[:, None] & (free >= 1)
+        add = jnp.repeat(add_at, K, axis=1)
+        order = state.bonds[:, pi, pj]
+        raise_ = (pj[None, :] < n[:, None]) & (free[:, pi] >= 1) & (free[:, pj] >= 1) & (order < MAX_ORDER)
+        stop = (n >= 1)[:, None]
+        return jnp.concatenate([place, add, raise_, stop], axis=-1)
+
+    def _backward_mask(self, state):
+        N = self.max_atoms
+        pi, pj = self._pairs()
+        n = self.num_atoms(state)
+        live = ~state.done[:, None]
+        order = state.bonds[:, pi, pj]
+        # earlier neighbours of each atom j: #{i < j : bonds[i, j] ≥ 1}
+        earlier = jnp.triu(jnp.ones((N, N), bool), k=1)
+        n_earlier = ((state.bonds > 0) & earlier[None]).sum(1)
+        lower = (order >= 1) & ((order >= 2) | (n_earlier[:, pj] >= 2)) & live
+        last_row = jnp.take_along_axis(state.bonds, jnp.maximum(n - 1, 0)[:, None, None], axis=1)[:, 0]
+        remove = ((n == 1) | ((n >= 2) & (last_row.sum(-1) == 1)))[:, None] & live
+        unstop = state.done[:, None]
+        return jnp.concatenate([lower, remove, unstop], axis=-1)
+
+    def is_terminal(self, state):
+        return state.done
+
+    def is_initial(self, state):
+        return (self.num_atoms(state) == 0) & ~state.done
+
+    def to_backward_action(self, state, action):
+        N, K, P = self.max_atoms, self.num_elements, self.num_pairs
+        b = jnp.where(action < K + N * K, P, action - K - N * K)
+        return jnp.where(action == self.stop_action, P + 1, b).astype(jnp.int32)
+
+    def to_forward_action(self, state, backward_action):
+        N, K, P = self.max_atoms, self.num_elements, self.num_pairs
+        n = self.num_atoms(state)
+        last = jnp.maximum(n - 1, 0)
+        elem = jnp.take_along_axis(state.atoms, last[:, None], axis=1)[:, 0] - 1
+        row = jnp.take_along_axis(state.bonds, last[:, None, None], axis=1)[:, 0]
+        nbr = jnp.argmax(row > 0, axis=-1)
+        remove = jnp.where(n == 1, elem, K + nbr * K + elem)
+        a = jnp.where(backward_action == P, remove, K + N * K + backward_action)
+        return jnp.where(backward_action == P + 1, self.stop_action, a).astype(jnp.int32)
+
+    def observe(self, state):
+        """float32[B, N·F + N·N·3 + 2]: per atom [element one-hot K | free-valence one-hot
+        (v_max + 1)], per pair bond-order one-hot (1, 2, 3), then [done, n/N]."""
+        N, F, E, _ = self.graph_layout
+        B = state.atoms.shape[0]
+        elem = jax.nn.one_hot(state.atoms - 1, self.num_elements, dtype=jnp.float32)
+        free = jax.nn.one_hot(self.free_valence(state), self.max_valence + 1, dtype=jnp.float32)
+        free = free * (state.atoms > 0)[..., None]
+        nodes = jnp.concatenate([elem, free], axis=-1).reshape(B, N * F)
+        edges = jax.nn.one_hot(state.bonds - 1, E, dtype=jnp.float32).reshape(B, N * N * E)
+        extra = jnp.stack([state.done.astype(jnp.float32), self.num_atoms(state) / N], axis=-1)
+        return jnp.concatenate([nodes, edges, extra], axis=-1)
+
+    # --- reward -------------------------------------------------------------------------------
+    def score_states(self, state) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(score float32[B], ok bool[B], log c(G) float32[B]) via one host RDKit callback."""
+        compute = self.num_atoms(state) >= 1
+        host = functools.partial(chem.timed(chem.score_graphs), elements=self.elements, score=self.score)
+        shape = compute.shape
+        out = (
+            jax.ShapeDtypeStruct(shape, jnp.float32),
+            jax.ShapeDtypeStruct(shape, jnp.bool_),
+            jax.ShapeDtypeStruct(shape, jnp.float32),
+        )
+        return jax.pure_callback(host, out, state.atoms, state.bonds, compute, vmap_method="broadcast_all")
+
+    def log_reward_from_score(self, score: jax.Array) -> jax.Array:
+        if self.transform == "exp":
+            return self.beta * score
+        return self.beta * jnp.log(jnp.maximum(score, 1e-6))
+
+    def log_reward(self, state):
+        score, ok, log_c = self.score_states(state)
+        log_r = self.log_reward_from_score(score)
+        if self.graph_identity == "molecule":
+            log_r = log_r - log_c
+        return jnp.where(ok, log_r, self.invalid_log_reward).astype(jnp.float32)
+
+    # --- enumeration (tiny instances) ------------------------------------------------------------
+    @property
+    def _key_bases(self) -> tuple[int, int]:
+        return self.num_elements + 1, MAX_ORDER + 1
+
+    @property
+    def enumerable(self) -> bool:  # type: ignore[override]
+        a, b = self._key_bases
+        return self.max_atoms <= 5 and a**self.max_atoms * b**self.num_pairs < 2**31
+
+    def state_key(self, state) -> jax.Array:
+        """int32[B]: injective code of (atoms, bonds) for enumerable instances."""
+        a, b = self._key_bases
+        N = self.max_atoms
+        pi, pj = self._pairs()
+        wa = jnp.asarray([a**i for i in range(N)], jnp.int32)
+        wb = jnp.asarray([a**N * b**p for p in range(self.num_pairs)], jnp.int32)
+        return (state.atoms * wa).sum(-1) + (state.bonds[:, pi, pj] * wb).sum(-1)
+
+    def _enumeration(self):
+        if not self.enumerable:
+            raise NotImplementedError(f"molgraph with max_atoms={self.max_atoms}, "
+                                      f"{len(self.elements)} elements is not enumerable")
+        return _enumerate(self)
+
+    @property
+    def num_states(self) -> int:
+        return int(self._enumeration()[0].shape[0])
+
+    @property
+    def num_terminals(self) -> int:
+        return self.num_states - 1
+
+    def enumerate_states(self):
+        keys, atoms, bonds = self._enumeration()
+        return MolGraphState(atoms=jnp.asarray(atoms), bonds=jnp.asarray(bonds),
+                             done=jnp.zeros((keys.shape[0],), bool))
+
+    def enumerate_terminals(self):
+        keys, atoms, bonds = self._enumeration()
+        return MolGraphState(atoms=jnp.asarray(atoms[1:]), bonds=jnp.asarray(bonds[1:]),
+                             done=jnp.ones((keys.shape[0] - 1,), bool))
+
+    def state_index(self, state):
+        keys = jnp.asarray(self._enumeration()[0])
+        idx = jnp.searchsorted(keys, self.state_key(state))
+        return jnp.clip(idx, 0, keys.shape[0] - 1).astype(jnp.int32)
+
+    def terminal_index(self, state):
+        # terminals are the non-empty states, in key order (the empty graph has key 0, first)
+        return jnp.maximum(self.state_index(state) - 1, 0).astype(jnp.int32)
+
+    # --- metrics --------------------------------------------------------------------------------
+    def extra_metrics(self, config) -> list:
+        from gfnjax.metrics.molecules import molecule_metrics
+
+        return molecule_metrics(self, config)
+
+
+@functools.lru_cache(maxsize=8)
+def _enumerate(env: MolGraph):
+    """Breadth-first enumeration of every non-terminal state: (keys int32[S] sorted, atoms, bonds).
+
+    Runs once per instance on the host with the environment's own jitted step and mask.
+    """
+    A = env.num_actions
+    chunk = 256  # fixed batch: one compilation per instance
+
+    @jax.jit
+    def expand(state):
+        mask = env.forward_mask(state)[:, : A - 1]  # stop leads to terminals (same graphs)
+        rep = jax.tree_util.tree_map(lambda x: jnp.repeat(x, A - 1, axis=0), state)
+        child = env.step(rep, jnp.tile(jnp.arange(A - 1), chunk))
+        return child.atoms, child.bonds, mask.reshape(-1), env.state_key(child)
+
+    s0 = env.reset(1)
+    seen = {0: (np.asarray(s0.atoms[0]), np.asarray(s0.bonds[0]))}
+    frontier = [0]
+    while frontier:
+        new = []
+        for c in range(0, len(frontier), chunk):
+            part = frontier[c : c + chunk]
+            pad = part + [part[0]] * (chunk - len(part))
+            st = MolGraphState(
+                atoms=jnp.asarray(np.stack([seen[k][0] for k in pad])),
+                bonds=jnp.asarray(np.stack([seen[k][1] for k in pad])),
+                done=jnp.zeros((chunk,), bool),
+            )
+            atoms, bonds, mask, key = (np.array(v) for v in expand(st))
+            mask[len(part) * (A - 1):] = False
+            for r in np.nonzero(mask)[0]:
+                k = int(key[r])
+                if k not in seen:
+                    seen[k] = (atoms[r], bonds[r])
+                    new.append(k)
+        frontier = new
+    keys = np.asarray(sorted(seen), np.int32)
+    atoms = np.stack([seen[int(k)][0] for k in keys]).astype(np.int32)
+    bonds = np.stack([seen[int(k)][1] for k in keys]).astype(np.int32)
+    return keys, atoms, bonds
+
+
+def state_from_smiles(env: MolGraph, smiles) -> MolGraphState:
+    """Terminal states of molecules given as SMILES (must be in the state space)."""
+    from rdkit import Chem
+
+    atoms, bonds = [], []
+    for s in smiles:
+        g = chem.mol_to_graph(Chem.MolFromSmiles(s), env.elements, env.max_atoms)
+        if g is None:
+            raise ValueError(f"{s!r} is not in the molgraph state space "
+                             f"(elements {env.elements}, max_atoms {env.max_atoms})")
+        atoms.append(g[0])
+        bonds.append(g[1])
+    return MolGraphState(atoms=jnp.asarray(np.stack(atoms)), bonds=jnp.asarray(np.stack(bonds)),
+                         done=jnp.ones((len(atoms),), bool))
+
+
+__all__ = ["MolGraph", "MolGraphState", "state_from_smiles"]
