@@ -27,6 +27,8 @@ _ENTRIES = [
     ("gfnjax.algos.niu", "RLG"),
     ("gfnjax.algos.trpo", "TRPO"),
     ("gfnjax.algos.ppo", "PPO"),
+    ("gfnjax.algos.soft_dqn", "SoftDQN"),
+    ("gfnjax.algos.soft_dqn", "MDQN"),
 ]
 
 REGISTRY: dict[str, type[Algorithm]] = {}

@@ -23,6 +23,14 @@ from gfnjax.losses.pg import (
     soft_rewards,
     trpo_step,
 )
+from gfnjax.losses.soft_rl import (
+    munchausen_bonus,
+    munchausen_targets,
+    soft_dqn_targets,
+    soft_policy_log_probs,
+    soft_q_loss,
+    soft_value,
+)
 
 __all__ = [
     "backward_maximum_likelihood",
@@ -44,4 +52,10 @@ __all__ = [
     "soft_return",
     "soft_rewards",
     "trpo_step",
+    "munchausen_bonus",
+    "munchausen_targets",
+    "soft_dqn_targets",
+    "soft_policy_log_probs",
+    "soft_q_loss",
+    "soft_value",
 ]
