@@ -86,6 +86,11 @@ def _exploration_log_probs(logits, fmask, epsilon, temperature):
     return jnp.where(eps > 1e-12, mixed, logp)
 
 
+def _has_backward_head(policy_fn: PolicyFn, obs: jax.Array) -> bool:
+    """Whether policy_fn returns backward logits (decided at trace time, no compute)."""
+    return jax.eval_shape(policy_fn, obs)[1] is not None
+
+
 def _tree_set(buf, t, value):
     return jax.tree_util.tree_map(lambda b, v: b.at[:, t].set(v), buf, value)
 
@@ -170,7 +175,7 @@ def sample_forward(
     t_end, state, key, bufs = jax.lax.while_loop(cond, body, (jnp.int32(0), state0, key, bufs))
     # Record the final position (every row is terminal now) and its backward log-prob.
     obs, fmask, bmask = observe(state)
-    _, back_logits = policy_fn(obs)
+    back_logits = policy_fn(obs)[1] if _has_backward_head(policy_fn, obs) else None
     last_logpb = gather_last(_backward_log_probs(bmask, back_logits), bufs["backward_actions"][:, jnp.maximum(t_end - 1, 0)])
     t_w = jnp.minimum(t_end, T)
     bufs["states"] = _tree_set(bufs["states"], t_w, state)
@@ -217,6 +222,7 @@ def sample_backward(
     """
     T = env.max_steps
     B = jax.tree_util.tree_leaves(terminal_state)[0].shape[0]
+    learned_pb = _has_backward_head(policy_fn, env.observe(terminal_state))
     rev = dict(
         states=_tree_alloc(terminal_state, T + 1),
         actions=jnp.zeros((B, T), jnp.int32),
@@ -233,7 +239,7 @@ def sample_backward(
         k, state, key, rev = carry
         key, k_sample = jax.random.split(key)
         bmask = env.backward_mask(state)
-        _, back_logits = policy_fn(env.observe(state))
+        back_logits = policy_fn(env.observe(state))[1] if learned_pb else None
         logpb = _backward_log_probs(bmask, back_logits)
         b = sample_from_log_probs(k_sample, logpb)
         alive = ~env.is_initial(state)

@@ -48,6 +48,15 @@ def sample_from_log_probs(key: jax.Array, log_probs: jax.Array) -> jax.Array:
     return jnp.minimum(idx, log_probs.shape[-1] - 1).astype(jnp.int32)
 
 
+def sample_many(key: jax.Array, cdf: jax.Array, n: int) -> jax.Array:
+    """n i.i.d. samples int32[n] from one categorical given by its (unnormalised) CDF float[X]:
+    binary searches, O(n log X), instead of O(n·X) random numbers for Gumbel-max. Compute the CDF
+    once outside jit when the distribution is fixed (XLA would constant-fold it at every compile)."""
+    u = (1.0 - jax.random.uniform(key, (n,))) * cdf[-1]
+    idx = jnp.searchsorted(cdf, u, side="left")
+    return jnp.minimum(idx, cdf.shape[0] - 1).astype(jnp.int32)
+
+
 def gather_last(x: jax.Array, idx: jax.Array) -> jax.Array:
     """x[..., idx] per leading index: float[..., A], int[...] -> float[...]."""
     return jnp.take_along_axis(x, idx[..., None].astype(jnp.int32), axis=-1)[..., 0]

@@ -169,7 +169,7 @@ def test_sampling_traces_once(env, table):
 
 
 def test_sampling_stops_when_every_trajectory_is_done():
-    """A policy that always stops costs 2 network calls (one step + the final state), not T + 1."""
+    """A policy that always stops costs 1 network call (one step), not T."""
     env = envs.make("hypergrid", dim=2, side=20)
     calls = []
 
@@ -181,4 +181,4 @@ def test_sampling_stops_when_every_trajectory_is_done():
     traj = jax.jit(lambda k: sample_forward(env, k, stop_policy, 4))(jax.random.PRNGKey(0))
     jax.effects_barrier()
     assert int(traj.length.max()) == 1
-    assert len(calls) == 2, len(calls)
+    assert len(calls) == 1, len(calls)

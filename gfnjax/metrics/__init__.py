@@ -14,11 +14,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gfnjax.envs.base import Env
 from gfnjax.metrics.exact import DAG, build_dag, distribution_metrics, policy_terminal_distribution
 from gfnjax.rollout import sample_backward, sample_forward
-from gfnjax.utils import check_range
+from gfnjax.utils import check_range, sample_many
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,9 @@ class Bounds:
         self.env = env
         self.batch_size = batch_size
         self.true_log_probs = true_log_probs
+        if true_log_probs is not None:
+            self.true_cdf = np.cumsum(np.exp(np.asarray(true_log_probs, np.float64))).astype(np.float32)
+            self.terminals = env.enumerate_terminals()
 
     def init(self):
         return ()
@@ -82,8 +86,8 @@ class Bounds:
         g = fwd.log_reward + (fwd.log_pb - fwd.log_pf).sum(-1)
         out = {"elbo": g.mean()}
         if self.true_log_probs is not None:
-            idx = jax.random.categorical(k_x, self.true_log_probs, shape=(self.batch_size,))
-            x = jax.tree_util.tree_map(lambda a: a[idx], self.env.enumerate_terminals())
+            idx = sample_many(k_x, self.true_cdf, self.batch_size)
+            x = jax.tree_util.tree_map(lambda a: a[idx], self.terminals)
             bwd = sample_backward(self.env, k_b, x, policy)
             out["eubo"] = (bwd.log_reward + (bwd.log_pb - bwd.log_pf).sum(-1)).mean()
         return out

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from gfnjax.envs.base import Env
-from gfnjax.utils import masked_log_softmax
+from gfnjax.utils import NEG_LOGIT
 
 
 class DAG(NamedTuple):
@@ -35,8 +35,7 @@ def build_dag(env: Env) -> DAG:
         raise ValueError(f"environment {env.name!r} is not enumerable: exact metrics unavailable")
 
     @jax.jit
-    def build():
-        states = env.enumerate_states()
+    def build(states, terminals):
         S = jax.tree_util.tree_leaves(states)[0].shape[0]
         fmask = env.forward_mask(states)
 
@@ -49,10 +48,12 @@ def build_dag(env: Env) -> DAG:
         child, term = jax.vmap(child_of)(jnp.arange(env.num_actions))
         child = jnp.where(fmask, child.T, 0).astype(jnp.int32)
         s0 = env.state_index(env.reset(1))[0]
-        true_lp = env.true_log_probs()
-        return env.observe(states), fmask, child, term.T & fmask, s0, true_lp, env.log_partition()
+        log_r = env.log_reward(terminals)
+        log_z = jax.nn.logsumexp(log_r)
+        return env.observe(states), fmask, child, term.T & fmask, s0, log_r - log_z, log_z
 
-    obs, fmask, child, term, s0, true_lp, log_z = build()
+    # states enter as an argument: as closed-over constants XLA would constant-fold the whole build
+    obs, fmask, child, term, s0, true_lp, log_z = build(env.enumerate_states(), env.enumerate_terminals())
     return DAG(obs, fmask, child, term, s0, true_lp, log_z, env.max_steps)
 
 
@@ -75,8 +76,12 @@ def terminal_distribution(dag: DAG, log_probs: jax.Array) -> jax.Array:
 
 
 def policy_terminal_distribution(dag: DAG, logits: jax.Array) -> jax.Array:
-    """P_T from unmasked forward logits float[S, A] over all enumerated states."""
-    return terminal_distribution(dag, masked_log_softmax(logits, dag.forward_mask))
+    """P_T from unmasked forward logits float[S, A] over all enumerated states.
+
+    Every enumerated non-terminal state has a valid action, so no all-masked-row guard is needed
+    (the guard would be a reduction over a constant mask that XLA tries to constant-fold).
+    """
+    return terminal_distribution(dag, jax.nn.log_softmax(jnp.where(dag.forward_mask, logits, NEG_LOGIT), -1))
 
 
 def distribution_metrics(p_model: jax.Array, log_p_true: jax.Array) -> dict[str, jax.Array]:
