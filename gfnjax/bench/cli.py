@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import sys
 
-SUBCOMMANDS: dict[str, str] = {}  # name -> "module:function"
+SUBCOMMANDS: dict[str, str] = {  # name -> "module:function"
+    "sweep": "gfnjax.bench.sweep:main",
+    "report": "gfnjax.bench.report:main",
+    "ci": "gfnjax.bench.ci:main",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

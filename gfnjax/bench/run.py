@@ -22,6 +22,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from gfnjax import algos, envs
 from gfnjax.metrics import MetricsConfig
@@ -122,71 +124,152 @@ def build(spec: RunSpec):
     return env, algo, trainer
 
 
-def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False,
-        hparams: dict | None = None) -> list[dict]:
-    """Train every seed of `spec` as one program; return (and append to out_path) one record per seed."""
-    env, algo, trainer = build(spec)
-    log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in spec.seeds])
+AXIS = "cells"  # the one mesh axis: flattened seed (× hyperparameter grid) rows
+
+
+def device_mesh(devices: list | None = None) -> Mesh | None:
+    """A 1-D mesh over every visible device (global devices after `jax.distributed.initialize()`),
+    or None when there is only one device (then nothing is sharded)."""
+    devices = jax.devices() if devices is None else list(devices)
+    return Mesh(np.asarray(devices), (AXIS,)) if len(devices) > 1 else None
+
+
+def _pad_rows(x: np.ndarray, n_pad: int) -> np.ndarray:
+    """Repeat row 0 `n_pad` times so the row count divides the device count (pads are dropped)."""
+    return np.concatenate([x, np.repeat(x[:1], n_pad, axis=0)]) if n_pad else x
+
+
+def _place(x: np.ndarray, mesh: Mesh | None, batched: bool) -> jax.Array:
+    """Put a host array on device: rows sharded over the mesh (NamedSharding) or replicated.
+    `make_array_from_callback` builds a global array, so the same code runs under jax.distributed
+    (every process computes the same host array and supplies its own shards)."""
+    if mesh is None:
+        return jnp.asarray(x)
+    sharding = NamedSharding(mesh, P(AXIS) if batched else P())
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def _to_host(x: jax.Array) -> np.ndarray:
+    if getattr(x, "is_fully_addressable", True):
+        return np.asarray(x)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _batched(fn, in_axes: tuple, mesh: Mesh | None):
+    """jit(vmap(fn)); with a mesh, each device runs vmap(fn) on its own rows (shard_map), so no
+    collective is ever needed (rows are independent runs) and each row's numbers equal the
+    unsharded ones."""
+    fn = jax.vmap(fn, in_axes=in_axes)
+    if mesh is None:
+        return jax.jit(fn)
+    in_specs = tuple(P(AXIS) if a == 0 else P() for a in in_axes)
+    # check_vma=False: the library's scans start from replicated constants (zeros) that become
+    # per-row values; every output is per-row anyway (out_specs=P(AXIS)).
+    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P(AXIS), check_vma=False))
+
+
+def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_batched: bool = False,
+               mesh: Mesh | None = None, chunk: int = 1, log=None, label: str = "") -> tuple[dict, dict]:
+    """Train one row per seed as one compiled program (vmapped, sharded over `mesh` if given).
+
+    hparams: None, a dict of scalars shared by every row, or (hparams_batched) a dict of
+    float[R] arrays, one value per row — a flattened seed × hyperparameter grid.
+    Returns curves {name: float[R, num_evals + 1]} (host numpy) and timings
+    {compile_s, first_eval_s, wall_s}. Progress is printed after every `chunk` evaluation periods.
+    """
+    log = log or (lambda *a: None)
+    n = len(seeds)
+    n_dev = 1 if mesh is None else mesh.size
+    n_pad = (-n) % n_dev
+    keys = _place(_pad_rows(np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds]), n_pad), mesh, True)
+    if hparams is not None:
+        hparams = {k: np.asarray(v, np.float32) for k, v in hparams.items()}
+        if hparams_batched:
+            bad = {k: v.shape for k, v in hparams.items() if v.shape != (n,)}
+            if bad:
+                raise ValueError(f"batched hparams must have shape ({n},) (one value per seed row), got {bad}")
+            hparams = {k: _pad_rows(v, n_pad) for k, v in hparams.items()}
+        hparams = {k: _place(v, mesh, hparams_batched) for k, v in hparams.items()}
     n_chunks = math.ceil(trainer.num_evals / chunk)
 
     t0 = time.perf_counter()
-    init = jax.jit(jax.vmap(trainer.init, in_axes=(0, None))).lower(keys, hparams).compile()
-    first_eval = jax.jit(jax.vmap(trainer.evaluate))
+    init = _batched(trainer.init, (0, 0 if hparams_batched else None), mesh).lower(keys, hparams).compile()
     carry = init(keys, hparams)
-    first_eval = first_eval.lower(carry).compile()
+    first_eval = _batched(trainer.evaluate, (0,), mesh).lower(carry).compile()
     periods = {}
 
-    def chunk_fn(n):
-        if n not in periods:
-            periods[n] = jax.jit(jax.vmap(lambda c: trainer.run(c, n))).lower(carry).compile()
-        return periods[n]
+    def chunk_fn(k):
+        if k not in periods:
+            periods[k] = _batched(lambda c: trainer.run(c, k), (0,), mesh).lower(carry).compile()
+        return periods[k]
 
     chunk_fn(min(chunk, trainer.num_evals))
     compile_s = time.perf_counter() - t0
-    log(f"[{spec.env}/{spec.algo}] {len(spec.seeds)} seed(s), {spec.iterations} iterations, "
-        f"compiled in {compile_s:.1f}s")
+    shard_note = f", sharded over {n_dev} devices" if mesh is not None else ""
+    log(f"[{label}] {n} seed(s){shard_note}, {trainer.num_iterations} iterations, compiled in {compile_s:.1f}s")
 
+    host = lambda tree: jax.tree_util.tree_map(lambda x: _to_host(x)[:n], tree)
     t1 = time.perf_counter()
     carry, first = first_eval(carry)
     jax.block_until_ready(carry)
     eval_s = time.perf_counter() - t1
-    pieces = [jax.tree_util.tree_map(lambda x: np.asarray(x)[:, None], first)]
+    pieces = [jax.tree_util.tree_map(lambda x: x[:, None], host(first))]
     done = 0
     t_run = time.perf_counter()
     for _ in range(n_chunks):
-        n = min(chunk, trainer.num_evals - done)
-        carry, curves = chunk_fn(n)(carry)
-        curves = jax.tree_util.tree_map(np.asarray, curves)
+        k = min(chunk, trainer.num_evals - done)
+        carry, curves = chunk_fn(k)(carry)
+        curves = host(curves)
         pieces.append(curves)
-        done += n
-        latest = {k: float(np.mean(v[:, -1])) for k, v in curves.items()}
+        done += k
+        latest = {name: float(np.mean(v[:, -1])) for name, v in curves.items()}
         shown = " ".join(
-            f"{k}={latest[k]:.4g}" for k in ("tv", "l1", "elbo", "eubo", "train_loss", "modes", "pearson")
-            if k in latest
+            f"{m}={latest[m]:.4g}" for m in ("tv", "l1", "elbo", "eubo", "train_loss", "modes", "pearson")
+            if m in latest
         )
-        log(f"  it {int(latest['iteration'])}/{spec.iterations}  traj {int(latest['trajectories'])}  {shown}"
+        log(f"  it {int(latest['iteration'])}/{trainer.num_iterations}  traj {int(latest['trajectories'])}  {shown}"
             f"  [{time.perf_counter() - t_run:.1f}s]")
     run_s = time.perf_counter() - t_run
     names = sorted(pieces[-1])
     curves = {}
-    for k in names:
-        cols = [p[k] if k in p else np.full((len(spec.seeds), 1), np.nan) for p in pieces]
-        curves[k] = np.concatenate(cols, axis=1)
+    for name in names:
+        cols = [p[name] if name in p else np.full((n, 1), np.nan) for p in pieces]
+        curves[name] = np.concatenate(cols, axis=1)
+    return curves, {"compile_s": compile_s, "first_eval_s": eval_s, "wall_s": run_s}
+
+
+def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False,
+        hparams: dict | None = None, hparams_batched: bool = False, mesh: Mesh | None | str = "auto",
+        ) -> list[dict]:
+    """Train every seed of `spec` as one program; return (and append to out_path) one record per seed.
+
+    With `hparams_batched`, row i trains seed `spec.seeds[i]` with hparams value `[i]` (seeds may
+    repeat: a flattened seed × grid). mesh="auto" shards the rows over every visible device when
+    there are several (`device_mesh`); None never shards.
+    """
+    env, algo, trainer = build(spec)
+    log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    mesh = device_mesh() if mesh == "auto" else mesh
+    curves, timing = train_rows(trainer, spec.seeds, hparams, hparams_batched, mesh, chunk, log,
+                                label=f"{spec.env}/{spec.algo}")
+    run_s = timing["wall_s"]
     iters = spec.iterations * len(spec.seeds)
     transitions = float(curves["transitions"][:, -1].sum())
+    algo_config = _jsonable(dataclasses.asdict(algo.config))
     base = {
         "env": spec.env, "algo": spec.algo,
         "env_config": _jsonable(dataclasses.asdict(env)),
-        "algo_config": _jsonable(dataclasses.asdict(algo.config)),
+        "algo_config": algo_config,
         "metrics_config": spec.metric_kw,
         "iterations": spec.iterations, "eval_every": spec.eval_every,
         "num_seeds": len(spec.seeds),
-        "hparams": _jsonable(hparams) if hparams else None,
+        "hparams": _jsonable(hparams) if hparams and not hparams_batched else None,
         "git_commit": git_commit(), "jax_version": jax.__version__,
         "device": str(jax.devices()[0].device_kind), "num_devices": jax.device_count(),
         "host": platform.node(), "cpu_count": os.cpu_count(),
-        "compile_s": compile_s, "wall_s": run_s, "first_eval_s": eval_s,
+        "compile_s": timing["compile_s"], "wall_s": run_s, "first_eval_s": timing["first_eval_s"],
         "iterations_per_s": iters / run_s, "transitions_per_s": transitions / run_s,
         "trajectories_per_s": float(curves["trajectories"][:, -1].sum()) / run_s,
         "peak_rss_mb": peak_rss_mb(),
@@ -194,6 +277,10 @@ def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False
     records = []
     for i, seed in enumerate(spec.seeds):
         rec = dict(base, seed=seed, curves={k: _jsonable(v[i]) for k, v in curves.items()})
+        if hparams and hparams_batched:
+            row = {k: float(np.asarray(v)[i]) for k, v in hparams.items()}
+            rec["hparams"] = row
+            rec["algo_config"] = dict(algo_config, **row)  # the effective config of this row
         rec["final"] = {k: _jsonable(float(v[i, -1])) for k, v in curves.items()}
         records.append(rec)
     if out_path:
@@ -202,13 +289,35 @@ def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False
 
 
 def append_records(path: str, records: list[dict]) -> None:
-    """Append JSON lines with a single write + fsync so a killed run never leaves half a line."""
+    """Append JSON lines with a single write + fsync so a killed run never leaves half a line.
+    If a previous writer died mid-line anyway, start on a fresh line (readers skip the torn one)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     data = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(data)
+    with open(path, "a+b") as f:
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                data = "\n" + data
+        f.write(data.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_records(path: str) -> list[dict]:
+    """Every complete JSON line of a results file (a torn last line from a kill is skipped)."""
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out
 
 
 SUMMARY_KEYS = ("tv", "kl", "jsd", "log_z_error", "l1", "elbo", "eubo", "pearson", "spearman",
