@@ -12,6 +12,7 @@ BENCH_ARGS = --env $(ENV) --algo $(ALGO) --seeds $(SEEDS) --out $(OUT) \
 	$(if $(ITERS),--iterations $(ITERS)) $(foreach s,$(SET),--set $(s))
 
 .PHONY: install test lint bench
+.PHONY: sweep report bench-ci bench-ci-update
 
 install: $(VENV)/.installed
 
@@ -29,3 +30,24 @@ lint: install
 
 bench: install
 	$(PY) -m gfnjax.bench $(BENCH_ARGS)
+
+# Sweeps and reports (docs/harness.md): `make sweep CONFIG=benchmarks/example_sweep.yaml`,
+# then `make report RESULTS=results/example.jsonl REPORT=results/report`.
+CONFIG ?= benchmarks/example_sweep.yaml
+SWEEP_OUT ?=
+RESULTS ?= results/example.jsonl
+REPORT ?= results/report
+
+sweep: install
+	$(PY) -m gfnjax.bench sweep $(CONFIG) $(if $(SWEEP_OUT),--out $(SWEEP_OUT))
+
+report: install
+	$(PY) -m gfnjax.bench report $(RESULTS) --out $(REPORT)
+
+# CI regression benchmarks (benchmarks/ci/*.yaml vs benchmarks/ci/baselines/); fails on a quality
+# regression beyond 3 standard errors + the config's margin. bench-ci-update rewrites the baselines.
+bench-ci: install
+	$(PY) -m gfnjax.bench ci
+
+bench-ci-update: install
+	$(PY) -m gfnjax.bench ci --update
