@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import ClassVar
 
 import jax
@@ -298,6 +299,16 @@ class MolGraph(Env):
         edges = jax.nn.one_hot(state.bonds - 1, E, dtype=jnp.float32).reshape(B, N * N * E)
         extra = jnp.stack([state.done.astype(jnp.float32), self.num_atoms(state) / N], axis=-1)
         return jnp.concatenate([nodes, edges, extra], axis=-1)
+
+    def guide_logit_cap(self, obs: jax.Array) -> jax.Array:
+        """RL-G guide (REFERENCE.md §3.6), float[M, num_actions]: the molgraph analogue of
+        hypergrid's "stop capped at log 1e−5 where R(s) is low" without calling RDKit: stop is
+        capped at log 1e−5 while the molecule has fewer than ⌈N/2⌉ heavy atoms (QED-like scores
+        of such small molecules are low); 0 = no cap. Reads n/N, the last observation entry."""
+        n = jnp.round(obs[:, -1] * self.max_atoms)
+        small = n < math.ceil(self.max_atoms / 2)
+        cap = jnp.zeros((obs.shape[0], self.num_actions), jnp.float32)
+        return cap.at[:, self.stop_action].set(jnp.where(small, math.log(1e-5), 0.0))
 
     # --- reward -------------------------------------------------------------------------------
     def score_states(self, state) -> tuple[jax.Array, jax.Array, jax.Array]:
