@@ -297,3 +297,21 @@ def test_every_algorithm_runs_without_nan(name, torso, env_smoke):
         if k != "terminals" and np.ndim(v) == 0:
             assert np.isfinite(float(v)), (name, k)
     assert np.all(np.asarray(env_smoke.num_atoms(info["terminals"])) >= 1)
+
+
+def test_graph_torso_is_permutation_equivariant():
+    """Relabelling atoms permutes the node embeddings and leaves the pooled embedding unchanged."""
+    from gfnjax.graph_nets import make_graph_torso
+
+    env = MolGraph(max_atoms=5, elements=("C", "N", "O"))
+    x = state_from_smiles(env, ["CC(N)CO", "C1CNC1O"])
+    perm = np.array([3, 0, 4, 1, 2])
+    xp = MolGraphState(atoms=x.atoms[:, perm], bonds=x.bonds[:, perm][:, :, perm], done=x.done)
+    torso = make_graph_torso((32, 32), env)
+    params = torso.init(jax.random.PRNGKey(0), env.observe(x))
+    out, outp = torso.apply(params, env.observe(x)), torso.apply(params, env.observe(xp))
+    w, X, N = 16, 2, 5  # node width max(16, 32 // 4), extra features, nodes
+    np.testing.assert_allclose(outp[:, : w + X], out[:, : w + X], atol=1e-5)
+    nodes = np.asarray(out[:, w + X : w + X + N * w]).reshape(2, N, w)
+    nodes_p = np.asarray(outp[:, w + X : w + X + N * w]).reshape(2, N, w)
+    np.testing.assert_allclose(nodes_p, nodes[:, perm], atol=1e-5)

@@ -105,7 +105,7 @@ class MolGraph(Env):
 
     name: ClassVar[str] = "molgraph"
     default_torso: ClassVar[str] = "graph"
-    bench_defaults: ClassVar[dict] = {"iterations": 1000, "eval_every": 100}
+    bench_defaults: ClassVar[dict] = {"iterations": 600, "eval_every": 100}
 
     def __post_init__(self):
         check_range(self, "max_atoms", 2, 12, integer=True)

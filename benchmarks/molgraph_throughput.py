@@ -1,0 +1,196 @@
+"""molgraph throughput: iterations/s, molecules/s, share of time in the RDKit callbacks, peak memory.
+
+    .venv/bin/python benchmarks/molgraph_throughput.py --algos tb,ppo --iterations 200
+
+Each (algorithm, torso) runs in a fresh subprocess (so peak RSS is its own) on the default
+molgraph instance (≤ 9 heavy atoms of C, N, O, F, QED, β = 10), 16 trajectories per iteration,
+default algorithm configs, one seed. The timed part is `Trainer.run` (the one training loop) over
+`--iterations` updates with no evaluation inside, after compilation and a warm-up chunk of the same
+length (so the SMILES caches are in a steady state typical of a run's first few hundred
+iterations). Separately, one evaluation of the molecule metrics (eval batch 256, 128 test molecules
+× 8 backward samples) is timed. The RDKit share is the host time measured inside the
+`pure_callback`s (`chem.STATS.seconds`) divided by wall time. After the TB run, an RDKit grid of
+the 16 best distinct molecules among 512 samples is written to benchmarks/molgraph_top.png.
+Results: benchmarks/molgraph.md (rewritten) and benchmarks/results/molgraph.jsonl (appended).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+JSONL = os.path.join(HERE, "results", "molgraph.jsonl")
+MD = os.path.join(HERE, "molgraph.md")
+PNG = os.path.join(HERE, "molgraph_top.png")
+
+
+def child(algo_name: str, torso: str, iterations: int, draw: bool) -> dict:
+    import jax
+
+    from gfnjax import algos, chem, envs
+    from gfnjax.metrics import MetricsConfig
+    from gfnjax.metrics.molecules import draw_top_samples
+    from gfnjax.train import make_trainer
+
+    env = envs.make("molgraph")
+    algo = algos.make(algo_name, env, batch_size=16, torso=torso)
+    trainer = make_trainer(algo, iterations, iterations, metrics=[])
+    t0 = time.perf_counter()
+    carry = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    run = jax.jit(lambda c: trainer.run(c, 1)).lower(carry).compile()
+    compile_s = time.perf_counter() - t0
+    carry, _ = run(carry)  # warm-up chunk (fills the SMILES caches as a run would)
+    jax.block_until_ready(carry)
+    chem.STATS.reset()
+    t1 = time.perf_counter()
+    carry, curves = run(carry)
+    jax.block_until_ready(carry)
+    wall = time.perf_counter() - t1
+    stats = chem.STATS.as_dict()
+    molecules = float(curves["trajectories"][-1]) / 2  # trajectories of the timed chunk
+    # the harness way: molecule metrics updated every iteration, one evaluation at the end
+    metrics = tuple(env.extra_metrics(MetricsConfig()))
+    full = make_trainer(algo, iterations, iterations, metrics=metrics)
+    fcarry = jax.jit(full.init)(jax.random.PRNGKey(0))
+    frun = jax.jit(lambda c: full.run(c, 1)).lower(fcarry).compile()
+    evaluate = jax.jit(full.evaluate).lower(fcarry).compile()
+    fcarry, _ = frun(fcarry)  # warm-up chunk, as above
+    evaluate(fcarry)  # warm the evaluation's caches too, so the subtraction below is fair
+    jax.block_until_ready(fcarry)
+    chem.STATS.reset()
+    t2 = time.perf_counter()
+    fcarry, fcurves = frun(fcarry)
+    jax.block_until_ready(fcarry)
+    wall_full = time.perf_counter() - t2
+    rdkit_full = chem.STATS.seconds
+    chem.STATS.reset()
+    t3 = time.perf_counter()
+    _, out = evaluate(fcarry)
+    jax.block_until_ready(out)
+    eval_s = time.perf_counter() - t3
+    eval_rdkit = chem.STATS.seconds
+    train_full = max(wall_full - eval_s, 1e-9)
+    rec = {
+        "algo": algo_name, "torso": torso, "batch_size": 16, "iterations": iterations,
+        "compile_s": compile_s, "wall_s": wall, "iterations_per_s": iterations / wall,
+        "molecules_per_s": molecules / wall, "rdkit_s": stats["seconds"],
+        "rdkit_share": stats["seconds"] / wall, "rdkit_calls": stats["calls"],
+        "graphs_scored": stats["graphs"], "invalid": stats["invalid"],
+        "with_metrics_iterations_per_s": iterations / train_full,
+        "with_metrics_rdkit_share": max(rdkit_full - eval_rdkit, 0.0) / train_full,
+        "eval_s": eval_s, "eval_rdkit_share": eval_rdkit / eval_s,
+        "eval": {k: float(v[-1]) for k, v in fcurves.items()},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
+    if draw:
+        draw_top_samples(env, algo.policy_fn(carry.state), jax.random.PRNGKey(2), PNG, num_samples=512)
+        rec["image"] = os.path.relpath(PNG, ROOT)
+    return rec
+
+
+def machine() -> dict:
+    return {
+        "host": platform.node(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        "load_avg_start": os.getloadavg(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def report(records: list[dict], command: str, mach: dict) -> str:
+    lines = [
+        "# molgraph throughput (TB and PPO, 16 trajectories per iteration)",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {mach['cpu_count']}-core CPU, no GPU ({mach['platform']}), {mach['date']}; "
+        f"load average at start {', '.join(f'{x:.1f}' for x in mach['load_avg_start'])} "
+        "(the machine was shared with other jobs, so timings are pessimistic).",
+        "",
+        "Environment: `molgraph` defaults (≤ 9 heavy atoms of C, N, O, F, QED, log R = 10·QED). "
+        "Default algorithm configs, one seed. Timed (it/s, molecules/s, RDKit share): "
+        "`Trainer.run` over the stated iterations after compilation and a warm-up chunk of the "
+        "same length, no metrics. \"With metric updates\": a fresh run of the same length with the "
+        "molecule metrics updated every iteration (modes / top-k callback), as `make bench` runs, "
+        "minus its final evaluation (timed separately, warm). "
+        "Molecules/s = terminal molecules sampled per second (one per trajectory). RDKit share = "
+        "host time inside the reward/metric `pure_callback`s / wall time. Eval = one evaluation of "
+        "the molecule metrics (256 forward samples; 128 test molecules × 8 backward samples).",
+        "",
+        "| algo | torso | iterations | it/s | molecules/s | RDKit share | it/s with metric updates (RDKit share) | eval s (RDKit share) | compile s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        lines.append(
+            f"| {r['algo']} | {r['torso']} | {r['iterations']} | {r['iterations_per_s']:.2f} | "
+            f"{r['molecules_per_s']:.1f} | {100 * r['rdkit_share']:.1f}% | "
+            f"{r['with_metrics_iterations_per_s']:.2f} ({100 * r['with_metrics_rdkit_share']:.0f}%) | "
+            f"{r['eval_s']:.2f} ({100 * r['eval_rdkit_share']:.0f}%) | {r['compile_s']:.1f} | {r['peak_rss_mb']:.0f} |"
+        )
+    lines += ["", "Metrics at the end of the run with metric updates (a short run: they show the pipeline works, "
+              "not converged quality):", "",
+              "| algo | torso | modes | validity | uniqueness | novelty | mean QED | top-10 QED | pearson |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        e = r["eval"]
+        lines.append(
+            f"| {r['algo']} | {r['torso']} | {e.get('modes', float('nan')):.0f} | {e['validity']:.3f} | "
+            f"{e['uniqueness']:.3f} | {e['novelty']:.3f} | {e['mean_score']:.3f} | "
+            f"{e['top_k_score']:.3f} | {e.get('pearson', float('nan')):.3f} |"
+        )
+    imgs = [r["image"] for r in records if r.get("image")]
+    if imgs:
+        lines += ["", f"Top samples after the TB run: ![top molecules]({os.path.basename(imgs[0])})"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--algos", default="tb,ppo")
+    p.add_argument("--torsos", default="graph")
+    p.add_argument("--iterations", type=int, default=200)
+    p.add_argument("--child", nargs=3, metavar=("ALGO", "TORSO", "DRAW"))
+    args = p.parse_args()
+    if args.child:
+        algo, torso, draw = args.child
+        print("RESULT " + json.dumps(child(algo, torso, args.iterations, draw == "1")))
+        return 0
+    command = "python benchmarks/molgraph_throughput.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    mach = machine()
+    records = []
+    for torso in args.torsos.split(","):
+        for i, algo in enumerate(args.algos.split(",")):
+            draw = "1" if (algo == "tb" and torso == args.torsos.split(",")[0]) else "0"
+            out = subprocess.run(
+                [sys.executable, __file__, "--iterations", str(args.iterations), "--child", algo, torso, draw],
+                capture_output=True, text=True, cwd=ROOT,
+            )
+            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if out.returncode or not line:
+                print(out.stderr[-3000:], file=sys.stderr)
+                return 1
+            rec = json.loads(line[0][7:])
+            rec.update(command=command, machine=mach)
+            records.append(rec)
+            print(json.dumps({k: v for k, v in rec.items() if k not in ("eval", "machine")}), flush=True)
+    os.makedirs(os.path.dirname(JSONL), exist_ok=True)
+    with open(JSONL, "a", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+    with open(MD, "w", encoding="utf-8") as f:
+        f.write(report(records, command, mach))
+    print(open(MD).read())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
