@@ -14,6 +14,10 @@ from gfnjax.envs.hypergrid import Hypergrid, HypergridState
 
 _ENTRIES = [
     ("gfnjax.envs.hypergrid", "Hypergrid"),
+    ("gfnjax.envs.bitseq", "BitSequence"),
+    ("gfnjax.envs.bitseq", "AutoregressiveBitSequence"),
+    ("gfnjax.envs.sequence", "AutoregressiveSequence"),
+    ("gfnjax.envs.qm9str", "QM9String"),
     ("gfnjax.envs.molgraph", "MolGraph"),
 ]
 
