@@ -226,7 +226,7 @@ def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_b
         done += k
         latest = {name: float(np.mean(v[:, -1])) for name, v in curves.items()}
         shown = " ".join(
-            f"{m}={latest[m]:.4g}" for m in ("tv", "l1", "elbo", "eubo", "train_loss", "modes", "pearson")
+            f"{m}={latest[m]:.4g}" for m in ("tv", "l1", "elbo", "eubo", "train_loss", "modes", "validity", "pearson")
             if m in latest
         )
         log(f"  it {int(latest['iteration'])}/{trainer.num_iterations}  traj {int(latest['trajectories'])}  {shown}"
@@ -321,7 +321,7 @@ def read_records(path: str) -> list[dict]:
 
 
 SUMMARY_KEYS = ("tv", "kl", "jsd", "log_z_error", "l1", "elbo", "eubo", "pearson", "spearman",
-                "modes", "top_k_reward")
+                "modes", "validity", "top_k_reward")
 
 
 def summary_table(records: list[dict]) -> str:
