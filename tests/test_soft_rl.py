@@ -263,3 +263,28 @@ def test_seed_vmapped_training_equals_lone_seed_and_schedules():
     assert not np.allclose(many["train_loss"][0][3:], many["train_loss"][1][3:])
     np.testing.assert_allclose(np.asarray(one["train_epsilon"][1:]), [0.5, 0.4, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1], atol=1e-6)
     np.testing.assert_allclose(np.asarray(one["train_per_beta"][1:]), [0, .25, .5, .75, 1, 1, 1, 1], atol=1e-6)
+
+
+def test_dueling_head_is_a_q_function_whose_softmax_is_the_policy():
+    """Dueling Q = V + A − mean_valid A: mean_valid(Q) = V, and policy_fn gives softmax(Q/τ)."""
+    env = envs.make("hypergrid", dim=2, side=4)
+    algo = algos.make("mdqn", env, hidden=(8,), buffer_capacity=10, dueling=True)
+    state = algo.init(jax.random.PRNGKey(0))
+    # random output heads (they are zero-initialised)
+    leaves, tree = jax.tree_util.tree_flatten(state.params)
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = jax.tree_util.tree_unflatten(tree, [x + jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+    state = state.replace(params=params)
+    states = env.enumerate_states()
+    obs, mask = env.observe(states), env.forward_mask(states)
+    q = algo.q_values(params["net"], obs, mask)
+    v = algo.apply_net(params["net"], obs).log_flow
+    np.testing.assert_allclose(jnp.where(mask, q, 0).sum(-1) / mask.sum(-1), v, rtol=1e-5, atol=1e-5)
+    tau = 1 / (1 - 0.15)
+    logits, _ = algo.policy_fn(state)(obs)
+    lp_policy = jax.nn.log_softmax(jnp.where(mask, logits, -jnp.inf), -1)
+    lp_q = jax.nn.log_softmax(jnp.where(mask, q / tau, -jnp.inf), -1)
+    np.testing.assert_allclose(np.asarray(lp_policy)[np.asarray(mask)], np.asarray(lp_q)[np.asarray(mask)], atol=1e-5)
+    s0 = int(env.state_index(env.reset(1))[0])
+    expected = tau * jax.nn.logsumexp(jnp.where(mask[s0], q[s0] / tau, -jnp.inf))
+    assert float(algo.log_z(state)) == pytest.approx(float(expected), abs=1e-5)
