@@ -89,7 +89,17 @@ def write_markdown(records: list[dict], md_path: str) -> None:
             f"{_cell([r['final'].get('eubo') for r in rs])} | {_cell(mid)} | {r0['wall_s']:.0f} | "
             f"{r0['compile_s']:.0f} | {r0.get('date', '?')} | {machine} |"
         )
-    lines += ["", "Commands that produced these rows:", ""]
+    lines += [
+        "",
+        "Rows with different trajectory budgets are not comparable with each other. Wall and compile "
+        "times were measured on a shared machine (other jobs running on the same 2 cores), so only "
+        "the metrics, not the timings, are meant for comparison. Algorithm settings are each "
+        "algorithm's documented defaults (the per-record `algo_config` in the JSONL) unless listed "
+        "under overrides; 16 trajectories per iteration.",
+        "",
+        "Commands that produced these rows:",
+        "",
+    ]
     for cmd in sorted({r.get("command", "?") for r in records}):
         lines.append(f"    {cmd}")
     lines.append("")
