@@ -10,7 +10,11 @@ Both time the call(s) after compilation with `block_until_ready`; compile times 
 separately. Evaluation is kept out of the measurement: eval_every = iterations (one evaluation at
 the end) with the exact DP metrics off (`metrics.exact=False`; only a 16-trajectory ELBO).
 
-    .venv/bin/python benchmarks/vmap_throughput.py [--seeds 8] [--iterations 500]
+    .venv/bin/python benchmarks/vmap_throughput.py [--seeds 8] [--iterations 500] [--hidden 32]
+    .venv/bin/python benchmarks/vmap_throughput.py --components   # where the time goes
+
+`--components` times 50 `algo.update` calls, vmapped over the seeds vs sequential, (a) from the
+same initial state every call and (b) carried through a `lax.scan` as in training.
 """
 
 from __future__ import annotations
@@ -35,6 +39,28 @@ def timed(fn, *args):
     return out, time.perf_counter() - t
 
 
+def components(algo, keys, n: int = 50) -> None:
+    """Vmapped / sequential speedup of n updates: from a fixed state, and carried through a scan."""
+    state = jax.vmap(algo.init)(keys)
+
+    def total(params):
+        return sum(jax.numpy.sum(x) for x in jax.tree_util.tree_leaves(params))
+
+    def fixed(st, k):
+        return jax.lax.scan(lambda c, kk: (c, total(algo.update(st, kk)[0].params)), None, jax.random.split(k, n))[1]
+
+    def carried(st, k):
+        return total(jax.lax.scan(lambda c, kk: (algo.update(c, kk)[0], None), st, jax.random.split(k, n))[0].params)
+
+    for name, fn in (("fixed state", fixed), ("carried through scan", carried)):
+        vmapped = jax.jit(jax.vmap(fn)).lower(state, keys).compile()
+        row = lambda i: jax.tree_util.tree_map(lambda x: x[i], state)
+        single = jax.jit(fn).lower(row(0), keys[0]).compile()
+        _, t_v = timed(vmapped, state, keys)
+        t_s = sum(timed(single, row(i), keys[i])[1] for i in range(len(keys)))
+        print(f"| {n} updates, {name} | {t_v:.2f} | {t_s:.2f} | {t_s / t_v:.2f}× |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, default=8)
@@ -42,13 +68,20 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=4)
     p.add_argument("--side", type=int, default=20)
     p.add_argument("--algo", default="tb")
+    p.add_argument("--hidden", default=None, help="MLP widths, e.g. 64,64 (default: the algo's 256,256)")
+    p.add_argument("--components", action="store_true", help="time algo.update only (see above)")
     args = p.parse_args()
 
     env = envs.make("hypergrid", dim=args.dim, side=args.side)
-    algo = algos.make(args.algo, env)
+    overrides = {"hidden": tuple(int(h) for h in args.hidden.split(","))} if args.hidden else {}
+    algo = algos.make(args.algo, env, **overrides)
     trainer = make_trainer(algo, args.iterations, args.iterations,
                            metrics_config=MetricsConfig(exact=False, eval_batch_size=16))
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
+    if args.components:
+        print("| what | vmapped s | sequential s | speedup |\n|---|---|---|---|")
+        components(algo, keys)
+        return
 
     t = time.perf_counter()
     vmapped = jax.jit(jax.vmap(trainer.train)).lower(keys).compile()
@@ -66,7 +99,7 @@ def main() -> None:
     traj_v = float(np.asarray(carry_v.trajectories).sum())
     result = {
         "env": f"hypergrid {args.side}^{args.dim}", "algo": args.algo, "seeds": args.seeds,
-        "iterations": args.iterations, "batch_size": algo.config.batch_size,
+        "iterations": args.iterations, "batch_size": algo.config.batch_size, "hidden": algo.config.hidden,
         "vmapped_s": wall_v, "sequential_s": wall_s,
         "vmapped_trajectories_per_s": traj_v / wall_v, "sequential_trajectories_per_s": traj_s / wall_s,
         "speedup": (traj_v / wall_v) / (traj_s / wall_s),
