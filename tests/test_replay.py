@@ -124,7 +124,7 @@ def test_linear_schedule():
 def _episode(key, n_add=3, capacity=64):
     """init -> several masked prioritised adds -> sample -> priority update -> sample."""
     buf = replay.init(_example(), capacity)
-    for j in range(n_add):
+    for _ in range(n_add):
         key, k_val, k_mask, k_p = jax.random.split(key, 4)
         vals = jax.random.normal(k_val, (30,))
         mask = jax.random.bernoulli(k_mask, 0.6, (30,))
@@ -142,7 +142,7 @@ def test_identical_behaviour_under_vmap_over_seeds():
     episode = jax.jit(_episode)
     for i in range(3):
         single = episode(keys[i])
-        chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x: x[i], batched), single, rtol=1e-6)
+        chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x, i=i: x[i], batched), single, rtol=1e-6)
     assert not np.array_equal(np.asarray(batched[1].indices[0]), np.asarray(batched[1].indices[1]))
 
 

@@ -199,9 +199,18 @@ def test_trajectory_transitions_and_buffer_push():
         tr, valid = trajectory_transitions(traj)
         stepped = env.step(tr.state, tr.action)
         state1, info = algo.update(state, k_update)
-        return traj.length, tr, valid, stepped, env.is_terminal(tr.next_state), state, state1, info
+        # one pass over the trajectory's states gives the same TD as separate passes over s and s'
+        leaves, tree = jax.tree_util.tree_flatten(state.params["net"])
+        ks = jax.random.split(k_update, len(leaves))
+        net = jax.tree_util.tree_unflatten(tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, ks)])
+        target = jax.tree_util.tree_map(lambda x: 0.5 * x, net)
+        td_pairs = algo.td(net, target, tr, state.hparams)
+        td_traj = algo.trajectory_td(net, target, traj, tr, state.hparams)
+        out = (traj.length, tr, valid, stepped, env.is_terminal(tr.next_state), state, state1, info)
+        return out, td_pairs, td_traj
 
-    length, tr, valid, stepped, next_terminal, state, state1, info = run(jax.random.PRNGKey(0))
+    out, td_pairs, td_traj = run(jax.random.PRNGKey(0))
+    length, tr, valid, stepped, next_terminal, state, state1, info = out
     v = np.asarray(valid)
     assert v.sum() == int(length.sum())
     assert (np.asarray(tr.done) & v).sum() == 8  # one terminating transition per trajectory
@@ -209,6 +218,9 @@ def test_trajectory_transitions_and_buffer_push():
     np.testing.assert_array_equal(np.asarray(stepped.coords)[v], np.asarray(tr.next_state.coords)[v])
     np.testing.assert_array_equal(np.asarray(next_terminal)[v], np.asarray(tr.done)[v])
     assert np.all(np.asarray(tr.log_reward)[v & ~np.asarray(tr.done)] == 0)
+    for a, b in zip(td_pairs, td_traj):
+        np.testing.assert_allclose(np.asarray(a)[v], np.asarray(b)[v], rtol=1e-5, atol=1e-5)
+    assert np.std(np.asarray(td_pairs[0])[v]) > 0.01  # non-trivial Q-values
     # one update pushes exactly the sampled transitions; warm-up leaves the parameters unchanged
     assert int(state1.extra["buffer"].size) == int(info["num_transitions"])
     assert float(info["learning"]) == 0.0

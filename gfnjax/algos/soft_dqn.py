@@ -41,6 +41,7 @@ from gfnjax.rollout import Trajectory, sample_forward
 from gfnjax.utils import check_choice, check_range, gather_last
 
 LOSSES = ("huber", "mse")
+NEW_PRIORITIES = ("td", "max")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +67,9 @@ class SoftRLConfig(BaseConfig):
     target_every: iterations between target updates; 1 hypergrid (code), 5 bitseq (code).
     learning_starts: iterations that only fill the buffer before learning; 16 hypergrid (code),
         50 bitseq (code, `start_learning`).
+    new_priority: priority of newly added transitions: "td" = their current Huber TD loss (code;
+        one extra pass of the online and target nets over the B·(T+1) states of the batch), or
+        "max" = the largest priority so far (Schaul et al. 2016; no extra network pass).
     loss: "huber" (code) or "mse"; huber_delta: Huber threshold δ, 1 (code, torch default).
     dueling: dueling Q head (V + A − mean A); off in (code).
     """
@@ -80,6 +84,7 @@ class SoftRLConfig(BaseConfig):
     polyak: float = 0.25
     target_every: int = 1
     learning_starts: int = 16
+    new_priority: str = "td"
     loss: str = "huber"
     huber_delta: float = 1.0
     dueling: bool = False
@@ -107,6 +112,7 @@ class SoftRLConfig(BaseConfig):
         check_range(self, "target_every", 1, None, integer=True)
         check_range(self, "learning_starts", 0, None, integer=True)
         check_choice(self, "loss", LOSSES)
+        check_choice(self, "new_priority", NEW_PRIORITIES)
         check_range(self, "huber_delta", 0.0, None, lo_open=True)
         check_range(self, "epsilon_final", 0.0, 1.0)
         check_range(self, "epsilon_decay_iterations", 0, None, integer=True)
@@ -294,6 +300,20 @@ class SoftRLAlgorithm(Algorithm):
         y = self.targets(q_next_target, next_mask, q_target, mask, batch, hp)
         return q_sa, jax.lax.stop_gradient(y)
 
+    def trajectory_td(self, net_params, target_params, traj: Trajectory, batch: Transition, hp):
+        """`td` for the B·T transitions of `traj` (flattened as `batch`), with one pass of each
+        network over the B·(T+1) states instead of separate passes over s and s'."""
+        B, T1 = traj.obs.shape[:2]
+        flat = lambda x: x.reshape((B * T1,) + x.shape[2:])
+        obs, fmask = flat(traj.obs), flat(traj.forward_mask)
+        q = self.q_values(net_params, obs, fmask).reshape(B, T1, -1)
+        qt = self.q_values(target_params, obs, fmask).reshape(B, T1, -1)
+        pairs = lambda x: x.reshape((B * (T1 - 1),) + x.shape[2:])
+        mask, next_mask = pairs(traj.forward_mask[:, :-1]), pairs(traj.forward_mask[:, 1:])
+        q_sa = gather_last(pairs(q[:, :-1]), batch.action)
+        y = self.targets(pairs(qt[:, 1:]), next_mask, pairs(qt[:, :-1]), mask, batch, hp)
+        return q_sa, jax.lax.stop_gradient(y)
+
     def loss(self, params, target_params, batch: Transition, weights, hp):
         q_sa, y = self.td(params["net"], target_params, batch, hp)
         delta = hp["huber_delta"] if self.config.loss == "huber" else None
@@ -312,11 +332,11 @@ class SoftRLAlgorithm(Algorithm):
         traj = jax.lax.stop_gradient(traj)
         target, buffer = state.extra["target"], state.extra["buffer"]
 
-        # 2. push the new transitions, prioritised by their current TD loss (code)
+        # 2. push the new transitions, prioritised by their current TD loss (code) or max priority
         new, valid = trajectory_transitions(traj)
         priorities = None
-        if c.prioritised:
-            q_new, y_new = self.td(state.params["net"], target, new, hp)
+        if c.prioritised and c.new_priority == "td":
+            q_new, y_new = self.trajectory_td(state.params["net"], target, traj, new, hp)
             delta = hp["huber_delta"] if c.loss == "huber" else None
             _, priorities = soft_q_loss(q_new, y_new, None, delta)
         buffer = replay.add(buffer, new, valid, priorities)
