@@ -10,7 +10,8 @@ config and schedule. For each group and metric:
           i.e. the metric averaged over training (same units as the metric; lower TV-AUC = faster).
 
 Tables show mean ± sample std (ddof=1) over seeds. Plots (one PNG per env × metric) show the
-mean curve against trajectories sampled with a ±1 std band over seeds.
+mean curve against trajectories sampled with a ±1 std band over seeds (clipped at 0 for
+metrics that cannot be negative).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ METRIC_LABELS = {
     "train_loss": "training loss (mean over the evaluation period)",
 }
 TIMING_KEYS = ("compile_s", "wall_s", "trajectories_per_s")
+NONNEGATIVE = frozenset({"tv", "l1", "kl", "kl_reverse", "jsd", "log_z_error"})
 
 
 def group_key(rec: dict) -> str:
@@ -184,7 +186,10 @@ def plot_curves(records: list[dict], out_dir: str, metrics: list[str] | None = N
                 mean = y[:, ok].mean(axis=0)
                 std = y[:, ok].std(axis=0, ddof=1) if len(rs) > 1 else np.zeros_like(mean)
                 (line,) = ax.plot(x[ok], mean, marker="o", ms=3, label=f"{names[g][1]} ({len(rs)} seeds)")
-                ax.fill_between(x[ok], mean - std, mean + std, alpha=0.2, color=line.get_color())
+                lo = mean - std
+                if metric in NONNEGATIVE:  # a band below 0 would show impossible values
+                    lo = np.maximum(lo, 0.0)
+                ax.fill_between(x[ok], lo, mean + std, alpha=0.2, color=line.get_color())
             ax.set_xlabel("trajectories sampled")
             ax.set_ylabel(metric)
             ax.set_title(f"{env_label}: {metric}\n{METRIC_LABELS.get(metric, metric)}", fontsize=8)
