@@ -237,3 +237,17 @@ def test_committed_ci_configs_are_valid():
                 f" it={prog.spec.iterations}" for prog in sweep.programs for i in range(len(prog.cells))}
         assert set(ci.ci_groups(base)) == want, f"baseline of {p} does not match its config; make bench-ci-update"
         assert len(base) == sweep.num_cells
+
+
+def test_sweep_cli_rejects_bad_config_without_training(tmp_path, monkeypatch, capsys):
+    from gfnjax.bench import sweep as sweep_module
+    from gfnjax.bench.cli import main
+
+    def forbidden(*a, **k):
+        raise AssertionError("training started despite an invalid config")
+
+    monkeypatch.setattr(sweep_module, "run", forbidden)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**copy.deepcopy(CONFIG), "grid": {"lr": [0.001, 0.0]}}))
+    assert main(["sweep", str(bad)]) == 2
+    assert "grid.lr" in capsys.readouterr().err
