@@ -224,6 +224,8 @@ def test_ci_tolerance_is_three_standard_errors_plus_margin():
     assert status(0.98 * tol) == ["ok", "ok"]
     assert status(1.02 * tol) == ["REGRESSION", "REGRESSION"]  # higher TV / lower ELBO is worse
     assert status(-1.02 * tol) == ["better", "better"]
+    with pytest.raises(ValueError, match="check.wellness"):
+        ci.compare(base, base, {"wellness": 0.1})
 
 
 def test_committed_ci_configs_are_valid():

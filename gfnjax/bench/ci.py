@@ -9,7 +9,8 @@ group (env × algo × config, over seeds) with the committed baseline records
     regression  ⇔  (μ_current − μ_baseline)·sign > k·√(SE_baseline² + SE_current²) + δ
 
 with k = 3 (`--k`), sign = +1 for lower-is-better metrics (TV, L1, KL, |log Z error|, EUBO) and
-−1 for higher-is-better ones (ELBO, correlations, modes, top-k reward). The combined standard
+−1 for higher-is-better ones (ELBO, correlations, modes, top-k reward, validity, ...); a checked
+metric of unknown direction is a config error. The combined standard
 error is that of the difference of the two means, so a different but equally good draw of seeds
 (another CPU, another JAX) passes and a real loss of quality beyond δ fails. Improvements are
 reported, never failed. Timings are printed next to the baseline's, never asserted.
@@ -31,7 +32,21 @@ import numpy as np
 from gfnjax.bench.report import mean_std
 from gfnjax.bench.run import read_records
 
-HIGHER_IS_BETTER = frozenset({"elbo", "pearson", "spearman", "modes", "top_k_reward"})
+LOWER_IS_BETTER = frozenset({"tv", "l1", "kl", "kl_reverse", "jsd", "log_z_error", "eubo", "train_loss"})
+HIGHER_IS_BETTER = frozenset({
+    "elbo", "pearson", "spearman", "modes", "top_k_reward", "top_k_log_reward", "top_k_score",
+    "validity", "uniqueness", "novelty", "mean_score", "test_log_prob", "mean_log_reward",
+})
+
+
+def check_directions(check: dict[str, float], source: str = "") -> None:
+    """Every checked metric must have a known direction (better = lower or higher)."""
+    for m in check:
+        if m not in LOWER_IS_BETTER and m not in HIGHER_IS_BETTER:
+            raise ValueError(
+                f"sweep config {source}: check.{m}: no known direction for this metric; known: "
+                f"lower is better {sorted(LOWER_IS_BETTER)}, higher is better {sorted(HIGHER_IS_BETTER)} "
+                "(gfnjax/bench/ci.py)")
 DEFAULT_K = 3.0
 
 
@@ -65,6 +80,7 @@ def ci_groups(records: list[dict]) -> dict[str, list[dict]]:
 def compare(current: list[dict], baseline: list[dict], check: dict[str, float],
             k: float = DEFAULT_K) -> list[Finding]:
     """Compare final metrics of every run group in `current` with the same group in `baseline`."""
+    check_directions(check)
     cur_groups, base_groups = ci_groups(current), ci_groups(baseline)
     findings = []
     for name in sorted(set(cur_groups) | set(base_groups)):
@@ -142,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     try:  # validate every config before training anything
         sweeps = [plan(load_config(c), c, os.path.join(args.results, f"{os.path.splitext(os.path.basename(c))[0]}.jsonl"))
                   for c in configs]
+        for sweep in sweeps:
+            check_directions(sweep.check, sweep.source)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
