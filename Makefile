@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n 2 tests
 
 lint: install
 	$(VENV)/bin/ruff check gfnjax tests
