@@ -247,8 +247,9 @@ def score_smiles(smiles: str, score: str, mol: Chem.Mol | None = None) -> float:
     return cache[smiles]
 
 
-# Raw graph bytes -> (canonical SMILES or None, log c(G)).
-_GRAPH_CACHE: dict[tuple, tuple[str | None, float]] = {}
+# Raw graph bytes -> (canonical SMILES or None, molecule or None); and -> log c(G) when needed.
+_GRAPH_CACHE: dict[tuple, tuple] = {}
+_COUNT_CACHE: dict[tuple, float] = {}
 
 
 def _graph_entry(atoms: np.ndarray, bonds: np.ndarray, elements: tuple[str, ...]):
@@ -256,20 +257,26 @@ def _graph_entry(atoms: np.ndarray, bonds: np.ndarray, elements: tuple[str, ...]
     hit = _GRAPH_CACHE.get(key)
     if hit is None:
         mol = graph_to_mol(atoms, bonds, elements)
-        if mol is None:
-            hit = (None, 0.0, None)
-        else:
-            hit = (canonical_smiles(mol), math.log(count_labelled_graphs(atoms, bonds)), mol)
+        hit = (None, None) if mol is None else (canonical_smiles(mol), mol)
         _GRAPH_CACHE[key] = hit
     return hit
 
 
+def log_count(atoms: np.ndarray, bonds: np.ndarray) -> float:
+    """Cached log c(G) (`count_labelled_graphs`), keyed by the raw arrays."""
+    key = (atoms.tobytes(), bonds.tobytes())
+    if key not in _COUNT_CACHE:
+        _COUNT_CACHE[key] = math.log(count_labelled_graphs(atoms, bonds))
+    return _COUNT_CACHE[key]
+
+
 def score_graphs(atoms: np.ndarray, bonds: np.ndarray, compute: np.ndarray,
-                 elements: tuple[str, ...], score: str):
+                 elements: tuple[str, ...], score: str, with_count: bool = False):
     """Host batch scorer: atoms int[..., N], bonds int[..., N, N], compute bool[...].
 
     Returns (score float32[...], ok bool[...], log_count float32[...]); rows with compute False
     or rejected by RDKit get score 0, ok False (rejections are counted in STATS.invalid).
+    log_count = log c(G) is computed only when `with_count` (graph_identity="molecule"), else 0.
     """
     shape = compute.shape
     N = atoms.shape[-1]
@@ -280,7 +287,7 @@ def score_graphs(atoms: np.ndarray, bonds: np.ndarray, compute: np.ndarray,
     ok = np.zeros(compute.shape, bool)
     log_c = np.zeros(compute.shape, np.float32)
     for b in np.nonzero(compute)[0]:
-        smiles, lc, mol = _graph_entry(atoms[b], bonds[b], elements)
+        smiles, mol = _graph_entry(atoms[b], bonds[b], elements)
         STATS.graphs += 1
         if smiles is None:
             STATS.invalid += 1
@@ -291,7 +298,8 @@ def score_graphs(atoms: np.ndarray, bonds: np.ndarray, compute: np.ndarray,
         except Exception:  # noqa: BLE001 - a scorer failure is an invalid molecule, never a crash
             STATS.invalid += 1
             continue
-        log_c[b] = lc
+        if with_count:
+            log_c[b] = log_count(atoms[b], bonds[b])
     return out.reshape(shape), ok.reshape(shape), log_c.reshape(shape)
 
 
@@ -339,7 +347,7 @@ def describe_graphs(atoms: np.ndarray, bonds: np.ndarray, compute: np.ndarray,
     fp = np.zeros((M, FP_WORDS), np.uint32)
     novel = np.zeros((M,), bool)
     for b in np.nonzero(compute)[0]:
-        smiles, _, mol = _graph_entry(atoms[b], bonds[b], elements)
+        smiles, mol = _graph_entry(atoms[b], bonds[b], elements)
         if smiles is None:
             continue
         try:

@@ -314,7 +314,8 @@ class MolGraph(Env):
     def score_states(self, state) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(score float32[B], ok bool[B], log c(G) float32[B]) via one host RDKit callback."""
         compute = self.num_atoms(state) >= 1
-        host = functools.partial(chem.timed(chem.score_graphs), elements=self.elements, score=self.score)
+        host = functools.partial(chem.timed(chem.score_graphs), elements=self.elements, score=self.score,
+                                 with_count=self.graph_identity == "molecule")
         shape = compute.shape
         out = (
             jax.ShapeDtypeStruct(shape, jnp.float32),
