@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 
 from gfnjax.algos.niu import NiuAlgorithm, NiuConfig
