@@ -215,8 +215,10 @@ class BitSequence(_BitSequenceMixin, SequenceEnv):
 
     name: ClassVar[str] = "bitseq"
     moves: ClassVar[str] = "any_position"
+    # MLP by default: 4× cheaper per update than the transformer here (benchmarks/bitseq_throughput.md);
+    # `--set torso=transformer` gives gfnx's network.
     default_torso: ClassVar[str] = "mlp"
-    bench_defaults: ClassVar[dict] = {"iterations": 2000, "eval_every": 250}
+    bench_defaults: ClassVar[dict] = {"iterations": 1000, "eval_every": 250}
 
     def __post_init__(self):
         self._check()
@@ -239,8 +241,10 @@ class AutoregressiveBitSequence(_BitSequenceMixin, SequenceEnv):
 
     name: ClassVar[str] = "bitseq_ar"
     moves: ClassVar[str] = "append"
+    # MLP by default: 4× cheaper per update than the transformer here (benchmarks/bitseq_throughput.md);
+    # `--set torso=transformer` gives gfnx's network.
     default_torso: ClassVar[str] = "mlp"
-    bench_defaults: ClassVar[dict] = {"iterations": 2000, "eval_every": 250}
+    bench_defaults: ClassVar[dict] = {"iterations": 1000, "eval_every": 250}
 
     def __post_init__(self):
         self._check()
