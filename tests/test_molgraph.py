@@ -277,13 +277,13 @@ def env_smoke():
     return MolGraph(max_atoms=3, elements=ELEMENTS)
 
 
-CASES = [(name, "mlp") for name in sorted(algos.REGISTRY)] + [("tb", "graph"), ("ppo", "graph")]
+CASES = [(name, "mlp") for name in sorted(algos.REGISTRY)] + [("tb", "graph")]
 
 
 @pytest.mark.parametrize("name,torso", CASES)
 def test_every_algorithm_runs_without_nan(name, torso, env_smoke):
     """Every registered algorithm (MLP torso to keep compile time low; the default graph torso
-    with TB and PPO): init + 2 jitted updates, finite parameters and scalars."""
+    with TB; PPO with it runs in `make bench`): init + 2 jitted updates, finite values."""
     fields = set(algos.config_fields(name))
     kw = {k: v for k, v in dict(hidden=(32,), batch_size=4, torso=torso).items() if k in fields}
     algo = algos.make(name, env_smoke, **kw)
