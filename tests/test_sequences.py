@@ -18,11 +18,16 @@ from scipy import stats
 
 from gfnjax import algos, envs
 from gfnjax.data import DataFileError
-from gfnjax.envs.bitseq import BLOCKS, mode_bits, bitseq_test_set_bits
+from gfnjax.envs.bitseq import BLOCKS, bitseq_test_set_bits, mode_bits
 from gfnjax.envs.qm9str import load_proxy
 from gfnjax.metrics.exact import build_dag, policy_terminal_distribution
 from gfnjax.metrics.sequence import (
-    ModesFound, TopKReward, estimate_log_prob, pearson, rankdata, spearman,
+    ModesFound,
+    TopKReward,
+    estimate_log_prob,
+    pearson,
+    rankdata,
+    spearman,
 )
 from gfnjax.nets import PolicyNet, make_torso
 from gfnjax.utils import masked_log_softmax

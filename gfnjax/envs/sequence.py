@@ -35,7 +35,7 @@ import numpy as np
 from flax import struct
 
 from gfnjax.envs.base import Env
-from gfnjax.utils import check_choice, check_range
+from gfnjax.utils import check_range
 
 MOVES = ("append", "prepend_append", "any_position")
 # Enumeration is offered up to this many configurations (states + terminals).
@@ -348,7 +348,3 @@ class AutoregressiveSequence(SequenceEnv):
             return self.enumerate_terminals()
         tokens = np.random.default_rng(0).integers(0, V, size=(4096, L)).astype(np.int32)
         return SequenceState(tokens=jnp.asarray(tokens), length=jnp.full((4096,), L, jnp.int32))
-
-
-def check_moves(obj, name: str = "moves") -> None:
-    check_choice(obj, name, MOVES)
