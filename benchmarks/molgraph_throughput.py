@@ -168,7 +168,7 @@ def main() -> int:
     mach = machine()
     records = []
     for torso in args.torsos.split(","):
-        for i, algo in enumerate(args.algos.split(",")):
+        for algo in args.algos.split(","):
             draw = "1" if (algo == "tb" and torso == args.torsos.split(",")[0]) else "0"
             out = subprocess.run(
                 [sys.executable, __file__, "--iterations", str(args.iterations), "--child", algo, torso, draw],

@@ -252,7 +252,7 @@ def test_molecule_metric_primitives():
     score = jnp.asarray([0.6, 0.9, 0.4, 0.7, 0.9])
     fp = jnp.asarray(np.concatenate([fps, fps[:1]]))
     _, count = add_modes(modes, jnp.int32(0), ok, score, fp, 0.5)
-    want, kept = 0, []
+    kept = []
     for i in range(4):
         if score[i] >= 0.5 and all(DataStructs.TanimotoSimilarity(ref[i], ref[j]) < 0.7 for j in kept):
             kept.append(i)
