@@ -91,8 +91,15 @@ def _has_backward_head(policy_fn: PolicyFn, obs: jax.Array) -> bool:
     return jax.eval_shape(policy_fn, obs)[1] is not None
 
 
+def _set(buf: jax.Array, t: jax.Array, value: jax.Array) -> jax.Array:
+    """buf[:, t] = value as a masked select, not a dynamic-update-slice: under vmap over seeds
+    the loop counter becomes batched and `.at[:, t].set` turns into a slow scatter."""
+    hit = (jnp.arange(buf.shape[1]) == t).reshape((1, -1) + (1,) * (buf.ndim - 2))
+    return jnp.where(hit, jnp.expand_dims(value, 1), buf)
+
+
 def _tree_set(buf, t, value):
-    return jax.tree_util.tree_map(lambda b, v: b.at[:, t].set(v), buf, value)
+    return jax.tree_util.tree_map(lambda b, v: _set(b, t, v), buf, value)
 
 
 def _tree_alloc(value, length):
@@ -124,22 +131,18 @@ def sample_forward(
     """
     T = env.max_steps
     state0 = env.reset(batch_size)
-
-    def observe(state):
-        return env.observe(state), env.forward_mask(state), env.backward_mask(state)
-
-    obs0, fm0, bm0 = observe(state0)
+    learned_pb = _has_backward_head(policy_fn, env.observe(state0))
+    # The loop carries only small per-step buffers: under vmap (seeds) a while_loop selects its
+    # whole carry every iteration, so observations and masks are rebuilt after the loop instead.
     bufs = dict(
         states=_tree_alloc(state0, T + 1),
-        obs=jnp.zeros((batch_size, T + 1) + obs0.shape[1:], obs0.dtype),
-        forward_mask=jnp.zeros((batch_size, T + 1, env.num_actions), bool),
-        backward_mask=jnp.zeros((batch_size, T + 1, env.num_backward_actions), bool),
         actions=jnp.zeros((batch_size, T), jnp.int32),
         backward_actions=jnp.zeros((batch_size, T), jnp.int32),
         log_pf=jnp.zeros((batch_size, T), jnp.float32),
-        log_pb=jnp.zeros((batch_size, T + 1), jnp.float32),  # log_pb[t+1] for transition t
         length=jnp.zeros((batch_size,), jnp.int32),
     )
+    if learned_pb:
+        bufs["log_pb"] = jnp.zeros((batch_size, T + 1), jnp.float32)  # [t+1] for transition t
 
     def cond(carry):
         t, state, _, _ = carry
@@ -148,8 +151,8 @@ def sample_forward(
     def body(carry):
         t, state, key, bufs = carry
         key, k_sample = jax.random.split(key)
-        obs, fmask, bmask = observe(state)
-        logits, back_logits = policy_fn(obs)
+        fmask = env.forward_mask(state)
+        logits, back_logits = policy_fn(env.observe(state))
         logp = masked_log_softmax(logits, fmask)
         behaviour = _exploration_log_probs(logits, fmask, epsilon, temperature)
         action = sample_from_log_probs(k_sample, behaviour)
@@ -157,34 +160,38 @@ def sample_forward(
         action = jnp.where(alive, action, 0)
         nxt = env.step(state, action)
         b_action = env.to_backward_action(state, action)
-        # log P_B of the *previous* transition is known at s_t
-        prev_logpb = gather_last(_backward_log_probs(bmask, back_logits), bufs["backward_actions"][:, jnp.maximum(t - 1, 0)])
-        bufs = dict(
+        new = dict(
             states=_tree_set(bufs["states"], t, state),
-            obs=bufs["obs"].at[:, t].set(obs),
-            forward_mask=bufs["forward_mask"].at[:, t].set(fmask),
-            backward_mask=bufs["backward_mask"].at[:, t].set(bmask),
-            actions=bufs["actions"].at[:, t].set(action),
-            backward_actions=bufs["backward_actions"].at[:, t].set(jnp.where(alive, b_action, 0)),
-            log_pf=bufs["log_pf"].at[:, t].set(jnp.where(alive, gather_last(logp, action), 0.0)),
-            log_pb=bufs["log_pb"].at[:, t].set(prev_logpb),
+            actions=_set(bufs["actions"], t, action),
+            backward_actions=_set(bufs["backward_actions"], t, jnp.where(alive, b_action, 0)),
+            log_pf=_set(bufs["log_pf"], t, jnp.where(alive, gather_last(logp, action), 0.0)),
             length=bufs["length"] + alive.astype(jnp.int32),
         )
-        return t + 1, nxt, key, bufs
+        if learned_pb:
+            # log P_B of the *previous* transition is known at s_t
+            prev_b = bufs["backward_actions"][:, jnp.maximum(t - 1, 0)]
+            prev_logpb = gather_last(_backward_log_probs(env.backward_mask(state), back_logits), prev_b)
+            new["log_pb"] = _set(bufs["log_pb"], t, prev_logpb)
+        return t + 1, nxt, key, new
 
     t_end, state, key, bufs = jax.lax.while_loop(cond, body, (jnp.int32(0), state0, key, bufs))
-    # Record the final position (every row is terminal now) and its backward log-prob.
-    obs, fmask, bmask = observe(state)
-    back_logits = policy_fn(obs)[1] if _has_backward_head(policy_fn, obs) else None
-    last_logpb = gather_last(_backward_log_probs(bmask, back_logits), bufs["backward_actions"][:, jnp.maximum(t_end - 1, 0)])
     t_w = jnp.minimum(t_end, T)
-    bufs["states"] = _tree_set(bufs["states"], t_w, state)
-    bufs["obs"] = bufs["obs"].at[:, t_w].set(obs)
-    bufs["forward_mask"] = bufs["forward_mask"].at[:, t_w].set(fmask)
-    bufs["backward_mask"] = bufs["backward_mask"].at[:, t_w].set(bmask)
-    bufs["log_pb"] = bufs["log_pb"].at[:, t_w].set(last_logpb)
+    bufs["states"] = _tree_set(bufs["states"], t_w, state)  # every row is terminal now
     length = bufs["length"]
-    return _finish(env, bufs, length, state, log_pb_next=bufs["log_pb"][:, 1:])
+    states = jax.tree_util.tree_map(lambda x: _pad_after(x, length), bufs["states"])
+    flat = jax.tree_util.tree_map(lambda x: x.reshape((batch_size * (T + 1),) + x.shape[2:]), states)
+    obs = env.observe(flat)
+    bufs["states"] = states
+    bufs["obs"] = obs.reshape((batch_size, T + 1) + obs.shape[1:])
+    bufs["forward_mask"] = env.forward_mask(flat).reshape(batch_size, T + 1, -1)
+    bufs["backward_mask"] = env.backward_mask(flat).reshape(batch_size, T + 1, -1)
+    if learned_pb:
+        last_b = bufs["backward_actions"][:, jnp.maximum(t_end - 1, 0)]
+        last_logpb = gather_last(_backward_log_probs(env.backward_mask(state), policy_fn(env.observe(state))[1]), last_b)
+        log_pb_next = _set(bufs["log_pb"], t_w, last_logpb)[:, 1:]
+    else:
+        log_pb_next = gather_last(uniform_log_probs(bufs["backward_mask"][:, 1:]), bufs["backward_actions"])
+    return _finish(env, bufs, length, state, log_pb_next=log_pb_next)
 
 
 def _finish(env, bufs, length, final_state, log_pb_next):
@@ -248,9 +255,9 @@ def sample_backward(
         a = env.to_forward_action(state, b)
         rev = dict(
             states=_tree_set(rev["states"], k, state),
-            actions=rev["actions"].at[:, k].set(jnp.where(alive, a, 0)),
-            backward_actions=rev["backward_actions"].at[:, k].set(b),
-            log_pb=rev["log_pb"].at[:, k].set(jnp.where(alive, gather_last(logpb, b), 0.0)),
+            actions=_set(rev["actions"], k, jnp.where(alive, a, 0)),
+            backward_actions=_set(rev["backward_actions"], k, b),
+            log_pb=_set(rev["log_pb"], k, jnp.where(alive, gather_last(logpb, b), 0.0)),
             length=rev["length"] + alive.astype(jnp.int32),
         )
         return k + 1, parent, key, rev

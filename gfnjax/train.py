@@ -136,15 +136,48 @@ def train(
     return jax.jit(trainer.train)(key, hparams)
 
 
+def map_rows(fn, in_axes: tuple, seed_batch: int | None = None):
+    """Map `fn` over a leading row axis (seeds, or a flattened seed × hyperparameter grid).
+
+    seed_batch=None: `vmap` over every row (the right choice on accelerators). seed_batch=k ≥ 1:
+    `lax.map` over rows, vmapping k rows at a time; on a CPU, k = 1 is fastest, because XLA:CPU
+    runs per-row-weight batched matmuls slower than the same matmuls one row at a time (see
+    benchmarks/vmap_throughput.md). Either way it is one compiled program and every row computes
+    exactly what it computes alone.
+    """
+    if seed_batch is None:
+        return jax.vmap(fn, in_axes=in_axes)
+    if not isinstance(seed_batch, int) or seed_batch < 1:
+        raise ValueError(f"seed_batch must be None (vmap all rows) or an integer ≥ 1, got {seed_batch!r}")
+
+    def mapped(*args):
+        rows = tuple(a for a, ax in zip(args, in_axes) if ax == 0)
+
+        def one(xs):
+            it = iter(xs)
+            return fn(*[next(it) if ax == 0 else a for a, ax in zip(args, in_axes)])
+
+        return jax.lax.map(one, rows, batch_size=seed_batch if seed_batch > 1 else None)
+
+    return mapped
+
+
+def default_seed_batch() -> int | None:
+    """1 (rows one after another inside the program) on CPU, None (vmap every row) elsewhere."""
+    return 1 if jax.default_backend() == "cpu" else None
+
+
 def train_seeds(
     algo: Algorithm, keys: jax.Array, num_iterations: int, eval_every: int | None = None,
-    hparams: dict | None = None, hparams_batched: bool = False, **kwargs,
+    hparams: dict | None = None, hparams_batched: bool = False, seed_batch: int | None = None,
+    **kwargs,
 ) -> tuple[Carry, dict]:
     """Train one seed per key as a vmapped axis of one program: leaves get a leading [num_seeds].
 
     With `hparams_batched=True`, every hparams leaf has the same leading axis as `keys` (a grid
-    flattened to cells), so a seed × learning-rate grid is one program.
+    flattened to cells), so a seed × learning-rate grid is one program. `seed_batch` chooses
+    between vmapping every row (None, default) and `lax.map` over rows (see `map_rows`).
     """
     trainer = make_trainer(algo, num_iterations, eval_every, **kwargs)
     in_axes = (0, 0 if hparams_batched else None)
-    return jax.jit(jax.vmap(trainer.train, in_axes=in_axes))(keys, hparams)
+    return jax.jit(map_rows(trainer.train, in_axes, seed_batch))(keys, hparams)

@@ -27,7 +27,7 @@ from jax.sharding import PartitionSpec as P
 
 from gfnjax import algos, envs
 from gfnjax.metrics import MetricsConfig
-from gfnjax.train import make_trainer
+from gfnjax.train import default_seed_batch, make_trainer, map_rows
 
 DEFAULT_ITERATIONS = 2000
 DEFAULT_EVAL_EVERY = 250
@@ -157,11 +157,11 @@ def _to_host(x: jax.Array) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
-def _batched(fn, in_axes: tuple, mesh: Mesh | None):
-    """jit(vmap(fn)); with a mesh, each device runs vmap(fn) on its own rows (shard_map), so no
-    collective is ever needed (rows are independent runs) and each row's numbers equal the
-    unsharded ones."""
-    fn = jax.vmap(fn, in_axes=in_axes)
+def _batched(fn, in_axes: tuple, mesh: Mesh | None, seed_batch: int | None = None):
+    """jit(vmap(fn)) (or lax.map over rows, see `gfnjax.train.map_rows`); with a mesh, each device
+    runs it on its own rows (shard_map), so no collective is ever needed (rows are independent
+    runs) and each row's numbers equal the unsharded ones."""
+    fn = map_rows(fn, in_axes, seed_batch)
     if mesh is None:
         return jax.jit(fn)
     in_specs = tuple(P(AXIS) if a == 0 else P() for a in in_axes)
@@ -171,7 +171,8 @@ def _batched(fn, in_axes: tuple, mesh: Mesh | None):
 
 
 def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_batched: bool = False,
-               mesh: Mesh | None = None, chunk: int = 1, log=None, label: str = "") -> tuple[dict, dict]:
+               mesh: Mesh | None = None, chunk: int = 1, log=None, label: str = "",
+               seed_batch: int | None = None) -> tuple[dict, dict]:
     """Train one row per seed as one compiled program (vmapped, sharded over `mesh` if given).
 
     hparams: None, a dict of scalars shared by every row, or (hparams_batched) a dict of
@@ -195,14 +196,14 @@ def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_b
     n_chunks = math.ceil(trainer.num_evals / chunk)
 
     t0 = time.perf_counter()
-    init = _batched(trainer.init, (0, 0 if hparams_batched else None), mesh).lower(keys, hparams).compile()
+    init = _batched(trainer.init, (0, 0 if hparams_batched else None), mesh, seed_batch).lower(keys, hparams).compile()
     carry = init(keys, hparams)
-    first_eval = _batched(trainer.evaluate, (0,), mesh).lower(carry).compile()
+    first_eval = _batched(trainer.evaluate, (0,), mesh, seed_batch).lower(carry).compile()
     periods = {}
 
     def chunk_fn(k):
         if k not in periods:
-            periods[k] = _batched(lambda c: trainer.run(c, k), (0,), mesh).lower(carry).compile()
+            periods[k] = _batched(lambda c: trainer.run(c, k), (0,), mesh, seed_batch).lower(carry).compile()
         return periods[k]
 
     chunk_fn(min(chunk, trainer.num_evals))
@@ -242,18 +243,20 @@ def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_b
 
 def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False,
         hparams: dict | None = None, hparams_batched: bool = False, mesh: Mesh | None | str = "auto",
-        ) -> list[dict]:
+        seed_batch: int | None | str = "auto") -> list[dict]:
     """Train every seed of `spec` as one program; return (and append to out_path) one record per seed.
 
     With `hparams_batched`, row i trains seed `spec.seeds[i]` with hparams value `[i]` (seeds may
     repeat: a flattened seed × grid). mesh="auto" shards the rows over every visible device when
-    there are several (`device_mesh`); None never shards.
+    there are several (`device_mesh`); None never shards. seed_batch: rows vmapped together
+    (None = all; "auto" = `gfnjax.train.default_seed_batch()`, 1 on CPU; see `map_rows`).
     """
     env, algo, trainer = build(spec)
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     mesh = device_mesh() if mesh == "auto" else mesh
+    seed_batch = default_seed_batch() if seed_batch == "auto" else seed_batch
     curves, timing = train_rows(trainer, spec.seeds, hparams, hparams_batched, mesh, chunk, log,
-                                label=f"{spec.env}/{spec.algo}")
+                                label=f"{spec.env}/{spec.algo}", seed_batch=seed_batch)
     run_s = timing["wall_s"]
     iters = spec.iterations * len(spec.seeds)
     transitions = float(curves["transitions"][:, -1].sum())
@@ -264,7 +267,7 @@ def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False
         "algo_config": algo_config,
         "metrics_config": spec.metric_kw,
         "iterations": spec.iterations, "eval_every": spec.eval_every,
-        "num_seeds": len(spec.seeds),
+        "num_seeds": len(spec.seeds), "seed_batch": seed_batch,
         "hparams": _jsonable(hparams) if hparams and not hparams_batched else None,
         "git_commit": git_commit(), "jax_version": jax.__version__,
         "device": str(jax.devices()[0].device_kind), "num_devices": jax.device_count(),
@@ -354,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--chunk", type=int, default=1, help="evaluation periods per compiled chunk")
+    p.add_argument("--seed-batch", type=int, default=None,
+                   help="seeds vmapped together inside the one program (0 = all; default: 1 on CPU, "
+                        "where sequential rows are faster, all on accelerators)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="algo config field, env option (env.KEY) or metrics option (metrics.KEY)")
     p.add_argument("--out", default="results/runs.jsonl", help="JSON-lines file to append to")
@@ -363,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         algos.get_class(args.algo)
         if args.seeds < 1:
             raise ValueError(f"--seeds must be ≥ 1, got {args.seeds}")
+        if args.seed_batch is not None and args.seed_batch < 0:
+            raise ValueError(f"--seed-batch must be ≥ 0 (0 = vmap every seed), got {args.seed_batch}")
         env_kw, algo_kw, metric_kw = split_overrides(args.env, args.algo, args.set)
         defaults = getattr(envs.get_class(args.env), "bench_defaults", {})
         iterations = args.iterations or defaults.get("iterations", DEFAULT_ITERATIONS)
@@ -373,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    records = run(spec, args.out, chunk=args.chunk)
+    seed_batch = "auto" if args.seed_batch is None else (args.seed_batch or None)
+    records = run(spec, args.out, chunk=args.chunk, seed_batch=seed_batch)
     print(summary_table(records))
     print(f"\nrecords appended to {args.out}", file=sys.stderr)
     return 0
