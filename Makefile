@@ -26,7 +26,7 @@ test: install
 	$(PY) -m pytest -n 2 tests
 
 lint: install
-	$(VENV)/bin/ruff check gfnjax tests
+	$(VENV)/bin/ruff check gfnjax tests benchmarks
 
 bench: install
 	$(PY) -m gfnjax.bench $(BENCH_ARGS)

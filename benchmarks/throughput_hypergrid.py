@@ -16,7 +16,6 @@ import resource
 import time
 
 import jax
-import jax.numpy as jnp
 
 from gfnjax import algos, envs
 from gfnjax.train import make_trainer

@@ -1,14 +1,14 @@
 """The bench CLI: bad input fails before compiling with a message naming the field; a tiny run
 writes one JSON line per seed with curves, timings and throughput."""
 
+import importlib
 import json
 
 import pytest
 
-import importlib
+from gfnjax.bench.cli import main
 
 bench_run = importlib.import_module("gfnjax.bench.run")
-from gfnjax.bench.cli import main
 
 
 @pytest.fixture
