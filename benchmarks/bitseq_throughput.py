@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from gfnjax import algos, envs
-from gfnjax.train import make_trainer
+from gfnjax.trainer import make_trainer
 
 
 def _timed(fn):

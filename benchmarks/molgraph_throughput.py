@@ -42,7 +42,7 @@ def child(algo_name: str, torso: str, iterations: int, draw: bool) -> dict:
     from gfnjax import algos, chem, envs
     from gfnjax.metrics import MetricsConfig
     from gfnjax.metrics.molecules import draw_top_samples
-    from gfnjax.train import make_trainer
+    from gfnjax.trainer import make_trainer
 
     env = envs.make("molgraph")
     algo = algos.make(algo_name, env, batch_size=16, torso=torso)

@@ -18,7 +18,7 @@ import time
 import jax
 
 from gfnjax import algos, envs
-from gfnjax.train import make_trainer
+from gfnjax.trainer import make_trainer
 
 
 def main():

@@ -30,7 +30,7 @@ import numpy as np
 
 from gfnjax import algos, envs
 from gfnjax.metrics import MetricsConfig
-from gfnjax.train import make_trainer, map_rows
+from gfnjax.trainer import make_trainer, map_rows
 
 
 def timed(fn, *args):
@@ -44,7 +44,7 @@ def components(algo, keys, n: int = 50) -> None:
     state = jax.vmap(algo.init)(keys)
 
     def total(params):
-        return sum(jax.numpy.sum(x) for x in jax.tree_util.tree_leaves(params))
+        return sum(jax.numpy.sum(x) for x in jax.tree.leaves(params))
 
     def fixed(st, k):
         return jax.lax.scan(lambda c, kk: (c, total(algo.update(st, kk)[0].params)), None, jax.random.split(k, n))[1]
@@ -54,7 +54,7 @@ def components(algo, keys, n: int = 50) -> None:
 
     for name, fn in (("fixed state", fixed), ("carried through scan", carried)):
         vmapped = jax.jit(jax.vmap(fn)).lower(state, keys).compile()
-        row = lambda i: jax.tree_util.tree_map(lambda x: x[i], state)
+        row = lambda i: jax.tree.map(lambda x: x[i], state)
         single = jax.jit(fn).lower(row(0), keys[0]).compile()
         _, t_v = timed(vmapped, state, keys)
         t_s = sum(timed(single, row(i), keys[i])[1] for i in range(len(keys)))

@@ -75,7 +75,7 @@ def init(example_item: Any, capacity: int) -> ReplayBuffer:
     """An empty buffer of `capacity` slots shaped like `example_item` (one item, no batch axis)."""
     if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
         raise ValueError(f"replay buffer capacity must be an integer ≥ 1, got {capacity!r}")
-    items = jax.tree_util.tree_map(
+    items = jax.tree.map(
         lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example_item
     )
     return ReplayBuffer(
@@ -99,7 +99,7 @@ def add(
     (Schaul et al.'s default, so new items are sampled at least once soon).
     """
     C = buffer.capacity
-    n = jax.tree_util.tree_leaves(items)[0].shape[0]
+    n = jax.tree.leaves(items)[0].shape[0]
     mask = jnp.ones((n,), bool) if mask is None else mask.astype(bool)
     rank = jnp.cumsum(mask) - 1  # 0-based rank among the valid rows
     n_valid = mask.sum().astype(jnp.int32)
@@ -107,7 +107,7 @@ def add(
     keep = mask & (rank >= n_valid - C)
     slot = jnp.where(keep, (buffer.position + rank) % C, C)  # C = out of bounds: dropped
     write = lambda buf, new: buf.at[slot].set(new.astype(buf.dtype), mode="drop")
-    new_items = jax.tree_util.tree_map(write, buffer.items, items)
+    new_items = jax.tree.map(write, buffer.items, items)
     if priorities is None:
         prio = jnp.full((n,), buffer.max_priority, jnp.float32)
     else:
@@ -135,13 +135,18 @@ def update_priorities(buffer: ReplayBuffer, indices: jax.Array, priorities: jax.
 
 def take(buffer: ReplayBuffer, indices: jax.Array) -> Any:
     """Items at slots `indices` (int32[n]) -> pytree [n, ...]."""
-    return jax.tree_util.tree_map(lambda x: x[indices], buffer.items)
+    return jax.tree.map(lambda x: x[indices], buffer.items)
+
+
+def priority_weights(buffer: ReplayBuffer, alpha: float | jax.Array) -> jax.Array:
+    """Unnormalised sampling weights p_i^α of the filled slots, float32[C] (0 for empty slots)."""
+    filled = jnp.arange(buffer.capacity) < buffer.size
+    return jnp.where(filled, jnp.power(jnp.maximum(buffer.priorities, PRIORITY_EPS), alpha), 0.0)
 
 
 def sampling_probs(buffer: ReplayBuffer, alpha: float | jax.Array) -> jax.Array:
     """P(i) = p_i^α / Σ_{j<size} p_j^α over all slots, float32[C] (0 for empty slots)."""
-    filled = jnp.arange(buffer.capacity) < buffer.size
-    w = jnp.where(filled, jnp.power(jnp.maximum(buffer.priorities, PRIORITY_EPS), alpha), 0.0)
+    w = priority_weights(buffer, alpha)
     return w / jnp.maximum(w.sum(), 1e-30)
 
 
@@ -163,8 +168,8 @@ def sample_prioritised(
 ) -> Sample:
     """`batch_size` i.i.d. draws with P(i) ∝ p_i^α over the filled slots, with importance weights
     (P(i)/min_j P(j))^−β (see the module docstring). The buffer must not be empty."""
+    w = priority_weights(buffer, alpha)
     filled = jnp.arange(buffer.capacity) < buffer.size
-    w = jnp.where(filled, jnp.power(jnp.maximum(buffer.priorities, PRIORITY_EPS), alpha), 0.0)
     cdf = jnp.cumsum(w)
     total = cdf[-1]
     u = jax.random.uniform(key, (batch_size,)) * total
@@ -184,12 +189,3 @@ def sample(
     if prioritised:
         return sample_prioritised(buffer, key, batch_size, alpha, beta)
     return sample_uniform(buffer, key, batch_size)
-
-
-def linear_schedule(start, end, step, num_steps: int | jax.Array) -> jax.Array:
-    """start + (end − start)·min(1, step/num_steps) (β annealing, ε decay); num_steps ≤ 0 keeps
-    the value constant at `start`."""
-    n = jnp.asarray(num_steps, jnp.float32)
-    frac = jnp.where(n > 0, jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / jnp.maximum(n, 1.0)), 0.0)
-    start = jnp.asarray(start, jnp.float32)
-    return start + (jnp.asarray(end, jnp.float32) - start) * frac

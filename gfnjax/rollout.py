@@ -99,11 +99,11 @@ def _set(buf: jax.Array, t: jax.Array, value: jax.Array) -> jax.Array:
 
 
 def _tree_set(buf, t, value):
-    return jax.tree_util.tree_map(lambda b, v: _set(b, t, v), buf, value)
+    return jax.tree.map(lambda b, v: _set(b, t, v), buf, value)
 
 
 def _tree_alloc(value, length):
-    return jax.tree_util.tree_map(
+    return jax.tree.map(
         lambda v: jnp.zeros((v.shape[0], length) + v.shape[1:], v.dtype), value
     )
 
@@ -178,8 +178,8 @@ def sample_forward(
     t_w = jnp.minimum(t_end, T)
     bufs["states"] = _tree_set(bufs["states"], t_w, state)  # every row is terminal now
     length = bufs["length"]
-    states = jax.tree_util.tree_map(lambda x: _pad_after(x, length), bufs["states"])
-    flat = jax.tree_util.tree_map(lambda x: x.reshape((batch_size * (T + 1),) + x.shape[2:]), states)
+    states = jax.tree.map(lambda x: _pad_after(x, length), bufs["states"])
+    flat = jax.tree.map(lambda x: x.reshape((batch_size * (T + 1),) + x.shape[2:]), states)
     obs = env.observe(flat)
     bufs["states"] = states
     bufs["obs"] = obs.reshape((batch_size, T + 1) + obs.shape[1:])
@@ -200,7 +200,7 @@ def _finish(env, bufs, length, final_state, log_pb_next):
     mask = t[None, :] < length[:, None]
     pad = lambda x: _pad_after(x, length)
     return Trajectory(
-        states=jax.tree_util.tree_map(pad, bufs["states"]),
+        states=jax.tree.map(pad, bufs["states"]),
         obs=pad(bufs["obs"]),
         forward_mask=pad(bufs["forward_mask"]),
         backward_mask=pad(bufs["backward_mask"]),
@@ -228,7 +228,7 @@ def sample_backward(
     they are not None. `log_pf` is evaluated with `policy_fn` on the whole batch in one pass.
     """
     T = env.max_steps
-    B = jax.tree_util.tree_leaves(terminal_state)[0].shape[0]
+    B = jax.tree.leaves(terminal_state)[0].shape[0]
     learned_pb = _has_backward_head(policy_fn, env.observe(terminal_state))
     rev = dict(
         states=_tree_alloc(terminal_state, T + 1),
@@ -268,14 +268,14 @@ def sample_backward(
     # forward position t holds reversed position length − t (clamped: padding repeats x)
     t1 = jnp.arange(T + 1)
     idx_s = jnp.maximum(length[:, None] - t1[None, :], 0)
-    states = jax.tree_util.tree_map(
+    states = jax.tree.map(
         lambda x: jnp.take_along_axis(x, idx_s.reshape(idx_s.shape + (1,) * (x.ndim - 2)), axis=1),
         rev["states"],
     )
     t = jnp.arange(T)
     idx_a = jnp.clip(length[:, None] - 1 - t[None, :], 0, T - 1)
     take = lambda x: jnp.take_along_axis(x, idx_a, axis=1)
-    flat = jax.tree_util.tree_map(lambda x: x.reshape((B * (T + 1),) + x.shape[2:]), states)
+    flat = jax.tree.map(lambda x: x.reshape((B * (T + 1),) + x.shape[2:]), states)
     obs = env.observe(flat)
     fmask = env.forward_mask(flat)
     bmask = env.backward_mask(flat)

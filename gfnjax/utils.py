@@ -73,7 +73,7 @@ def tree_where(cond: jax.Array, a: Any, b: Any) -> Any:
         c = cond.reshape(cond.shape + (1,) * (x.ndim - cond.ndim))
         return jnp.where(c, x, y)
 
-    return jax.tree_util.tree_map(sel, a, b)
+    return jax.tree.map(sel, a, b)
 
 
 def check_range(obj: Any, name: str, lo: float | None = None, hi: float | None = None,
@@ -114,3 +114,13 @@ def replace_checked(obj: Any, **overrides: Any) -> Any:
             f"unknown {type(obj).__name__} field(s) {unknown}; valid fields: {sorted(names)}"
         )
     return dataclasses.replace(obj, **overrides)
+
+
+def linear_schedule(start, end, step, num_steps: int | jax.Array) -> jax.Array:
+    """start + (end − start)·min(1, step/num_steps) (ε decay, β annealing); num_steps ≤ 0 keeps
+    the value constant at `start`."""
+    n = jnp.asarray(num_steps, jnp.float32)
+    t = jnp.asarray(step, jnp.float32)
+    frac = jnp.where(n > 0, jnp.minimum(1.0, t / jnp.maximum(n, 1.0)), 0.0)
+    start = jnp.asarray(start, jnp.float32)
+    return start + (jnp.asarray(end, jnp.float32) - start) * frac

@@ -119,9 +119,14 @@ def test_losses_match_direct_loops_on_random_inputs():
     def F(b, i, L):
         return lr_[b] if i == L else lf_[b, i]
 
-    db = np.mean([np.mean([(F(b, t, L) + lpf_[b, t] - F(b, t + 1, L) - lpb_[b, t]) ** 2 for t in range(L)])
-                  for b, L in enumerate(length)])
-    np.testing.assert_allclose(losses.detailed_balance(lpf, lpb, lflow, lr, mask, done), db, rtol=1e-5)
+    sq = [[(F(b, t, L) + lpf_[b, t] - F(b, t + 1, L) - lpb_[b, t]) ** 2 for t in range(L)]
+          for b, L in enumerate(length)]
+    db_transitions = np.mean([x for row in sq for x in row])  # the authors' flat mean
+    db_trajectories = np.mean([np.mean(row) for row in sq])
+    np.testing.assert_allclose(losses.detailed_balance(lpf, lpb, lflow, lr, mask, done), db_transitions, rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.detailed_balance(lpf, lpb, lflow, lr, mask, done, reduce="trajectories"), db_trajectories, rtol=1e-5
+    )
     for lam in (0.9, 1.5):
         per = []
         for b, L in enumerate(np.asarray(length)):

@@ -148,7 +148,8 @@ def test_torn_last_line_is_skipped_and_appends_continue(tmp_path):
     ({"envs": [{"name": "hypergrid", "sidee": 3}]}, "envs[0]"),
     ({"algos": ["tbb"]}, "algos[0]"),
     ({"metrics": {"l1_window": 0}}, "metrics"),
-    ({"iterations": 25}, "iterations/eval_every"),
+    ({"iterations": 0}, "iterations"),
+    ({"grid": {"torso": ["mlp", "foo"]}}, "torso must be one of"),
     ({"seeds": [1, 1]}, "seeds"),
 ])
 def test_invalid_config_fails_before_compiling_naming_the_key(bad, key):

@@ -37,7 +37,7 @@ def test_explicit_reward_constants_override_preset():
 def all_states(env):
     """Every state, terminal or not, as one batch."""
     s, x = env.enumerate_states(), env.enumerate_terminals()
-    return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), s, x)
+    return jax.tree.map(lambda a, b: jnp.concatenate([a, b]), s, x)
 
 
 @pytest.mark.parametrize("dim,side", [(2, 4), (3, 3)])

@@ -11,13 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gfnjax import algos
+from gfnjax import algos, envs, optim
+from gfnjax.algos import guides
 from gfnjax.envs.hypergrid import Hypergrid, HypergridState
 from gfnjax.losses import flow as flow_losses
 from gfnjax.losses import pg
 from gfnjax.metrics import ExactDistribution
 from gfnjax.rollout import evaluate, sample_forward
-from gfnjax.train import train
+from gfnjax.trainer import train
 from gfnjax.utils import masked_log_softmax
 
 ENV = Hypergrid(dim=2, side=3, r0=0.1)  # 9 terminals, 19 complete trajectories
@@ -117,7 +118,7 @@ def per_traj_grads(traj, adv):
     """Per-trajectory gradients of the PG surrogate, float[N, S, A] (vmap of grad)."""
 
     def one(tr, a):
-        tr1 = jax.tree_util.tree_map(lambda x: x[None], tr)
+        tr1 = jax.tree.map(lambda x: x[None], tr)
         f = lambda th: pg.pg_surrogate(evaluate(tabular_apply(th), tr1).log_pf, a[None], tr1.mask)
         return jax.grad(f)(THETA)
 
@@ -177,7 +178,7 @@ def test_pg_gradient_is_minus_half_expected_tb_gradient():
 
 def test_tb_loss_function_agrees_with_oracle_residual(batch):
     """The library TB loss on sampled trajectories uses the same residual as the oracle."""
-    sub = jax.tree_util.tree_map(lambda x: x[:64], batch)
+    sub = jax.tree.map(lambda x: x[:64], batch)
     ev = jax.jit(lambda t: evaluate(tabular_apply(THETA), t))(sub)
     g = soft_g(sub)
     tb = flow_losses.trajectory_balance(ev.log_pf, ev.log_pb, sub.log_reward, 0.7, sub.mask)
@@ -185,7 +186,7 @@ def test_tb_loss_function_agrees_with_oracle_residual(batch):
 
 
 def test_ppo_objective_at_theta_old_is_zero_and_its_gradient_is_the_gae_gradient(batch):
-    sub = jax.tree_util.tree_map(lambda x: x[:256], batch)
+    sub = jax.tree.map(lambda x: x[:256], batch)
     ev_old = jax.jit(lambda t: evaluate(tabular_apply(THETA), t))(sub)
     values = VALUES_TABLE[jax.vmap(state_idx)(sub.obs)]
     adv, _ = pg.gae(soft_g(sub), values, sub.mask, 0.7)
@@ -207,23 +208,37 @@ def test_ppo_objective_at_theta_old_is_zero_and_its_gradient_is_the_gae_gradient
     assert float(info2["kl"]) > 1e-3
 
 
-def test_niu_log_z_converges_to_the_elbo_for_a_fixed_policy():
-    B, eta, n = 64, 0.1, 400
-    policy = tabular_policy(THETA)
+def test_niu_log_z_gradient_is_log_z_minus_mean_soft_return(batch):
+    """∂/∂log Z of Niu et al.'s objective: mean_b Σ_t c_t = log Z − mean_b G(τ_b)."""
+    sub = jax.tree.map(lambda x: x[:512], batch)
+    g = pg.soft_return(soft_g(sub), sub.mask)
+    for log_z in (-2.0, 0.3):
+        costs = pg.niu_costs(sub.log_pf, sub.log_pb, sub.log_reward, log_z, sub.mask, sub.done)
+        np.testing.assert_allclose(pg.niu_log_z_gradient(costs, sub.mask), log_z - g.mean(), rtol=1e-5, atol=1e-5)
 
-    def body(log_z, key):
+
+def test_niu_log_z_by_adam_converges_to_the_elbo_for_a_fixed_policy():
+    """Adam (lr 0.1, Niu et al.'s optimiser) on that gradient: log Z → the exact ELBO."""
+    import optax
+
+    B, n = 64, 600
+    policy = tabular_policy(THETA)
+    tx = optax.adam(0.1)
+
+    def body(carry, key):
+        log_z, opt = carry
         tr = sample_forward(ENV, key, policy, B)
         costs = pg.niu_costs(tr.log_pf, tr.log_pb, tr.log_reward, log_z, tr.mask, tr.done)
-        new = pg.niu_log_z_update(log_z, costs, tr.mask, eta)
-        return new, new
+        upd, opt = tx.update(pg.niu_log_z_gradient(costs, tr.mask), opt)
+        log_z = optax.apply_updates(log_z, upd)
+        return (log_z, opt), log_z
 
     init = jnp.asarray(-5.0)
-    _, path = jax.jit(lambda k: jax.lax.scan(body, init, jax.random.split(k, n)))(jax.random.PRNGKey(5))
+    run = jax.jit(lambda k: jax.lax.scan(body, (init, tx.init(init)), jax.random.split(k, n)))
+    _, path = run(jax.random.PRNGKey(5))
     elbo = float(exact_elbo(THETA))
-    sd = math.sqrt(eta / (2 - eta) * float(exact_var_g(THETA)) / B)  # stationary sd of one iterate
-    assert abs(elbo - float(init)) > 20 * sd  # started far away
-    assert abs(float(path[-100:].mean()) - elbo) < 4 * sd
-    assert abs(float(path[-1]) - elbo) < 5 * sd
+    assert abs(elbo - float(init)) > 3.0  # started far away
+    assert abs(float(path[-200:].mean()) - elbo) < 0.05, (float(path[-200:].mean()), elbo)
 
 
 def test_gae_matches_brute_force_and_its_limits():
@@ -252,13 +267,13 @@ def test_conjugate_gradient_solves_spd_system():
     m = jax.random.normal(jax.random.PRNGKey(1), (6, 6))
     h = m @ m.T + 0.5 * jnp.eye(6)
     b = jnp.arange(6.0) - 2.0
-    x = pg.conjugate_gradient(lambda v: h @ v, b, iters=12)
+    x = optim.conjugate_gradient(lambda v: h @ v, b, iters=12)
     np.testing.assert_allclose(x, np.linalg.solve(np.asarray(h, np.float64), np.asarray(b)), rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("max_kl", [0.01, 0.05])
 def test_trpo_step_respects_its_kl_bound_and_improves(batch, max_kl):
-    sub = jax.tree_util.tree_map(lambda x: x[:256], batch)
+    sub = jax.tree.map(lambda x: x[:256], batch)
     ev_old = jax.jit(lambda t: evaluate(tabular_apply(THETA), t))(sub)
     values = VALUES_TABLE[jax.vmap(state_idx)(sub.obs)]
     adv, _ = pg.gae(soft_g(sub), values, sub.mask, 0.9)
@@ -273,7 +288,7 @@ def test_trpo_step_respects_its_kl_bound_and_improves(batch, max_kl):
         kl = pg.categorical_kl(ev_old.log_probs[:, :-1], ev.log_probs[:, :-1], sub.forward_mask[:, :-1])
         return jnp.where(sub.mask, kl, 0.0).sum() / n
 
-    new, info = jax.jit(lambda th: pg.trpo_step(loss_fn, kl_fn, th, max_kl))(THETA)
+    new, info = jax.jit(lambda th: optim.trpo_step(loss_fn, kl_fn, th, max_kl))(THETA)
     loss_fn, kl_fn = jax.jit(loss_fn), jax.jit(kl_fn)
     kl = float(kl_fn(new))
     assert float(info["accepted"]) == 1.0
@@ -282,22 +297,23 @@ def test_trpo_step_respects_its_kl_bound_and_improves(batch, max_kl):
     assert float(loss_fn(new)) < float(loss_fn(THETA))
 
 
-def test_hypergrid_guide_suppresses_stop_only_outside_reward_bands():
+def test_hypergrid_guide_caps_the_raw_stop_logit_only_outside_reward_bands():
+    """Niu et al.'s guide: stop logit ← min(stop logit, log 1e−5) where R(s) = R0; nothing else."""
     env = Hypergrid(dim=2, side=8)
     states = env.enumerate_states()
-    cap = env.guide_logit_cap(env.observe(states))
+    logits = jax.random.normal(jax.random.PRNGKey(0), (env.num_states, env.num_actions)) * 5
+    guided = np.asarray(guides.get(env)(env, states, logits))
     low = env.log_reward(HypergridState(states.coords, jnp.ones_like(states.done))) <= math.log(1e-3) + 1e-6
-    assert np.all(np.asarray(cap[:, :-1]) == 0)
-    np.testing.assert_allclose(cap[:, -1], np.where(low, math.log(1e-5), 0.0))
+    np.testing.assert_array_equal(guided[:, :-1], np.asarray(logits[:, :-1]))
+    want = np.where(low, np.minimum(logits[:, -1], math.log(1e-5)), logits[:, -1])
+    np.testing.assert_allclose(guided[:, -1], want)
     assert 0 < int(low.sum()) < len(low)
 
 
 def test_rl_g_requires_a_guide():
-    class NoGuide(Hypergrid):
-        guide_logit_cap = None
-
+    env = envs.make("sequence", seq_length=3, vocab_size=2)  # no guide is defined for it
     with pytest.raises(ValueError, match="guide"):
-        algos.make("rl_g", NoGuide(dim=2, side=3))
+        algos.make("rl_g", env)
     with pytest.raises(ValueError, match="pb"):
         algos.make("rl_b", ENV, pb="uniform")
     with pytest.raises(ValueError, match="value_minibatches"):
@@ -324,4 +340,4 @@ def test_convergence_small_hypergrid(name):
     tv = np.asarray(curves["tv"])
     assert tv[0] > 0.5  # the uniform initial policy is far from π
     assert tv[-1] < threshold, tv
-    assert np.all(np.isfinite(jax.tree_util.tree_leaves(carry.state.params)[0]))
+    assert np.all(np.isfinite(jax.tree.leaves(carry.state.params)[0]))

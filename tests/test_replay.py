@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from gfnjax import replay
+from gfnjax.utils import linear_schedule
 
 
 def _items(values):
@@ -116,9 +117,9 @@ def test_priority_update_changes_sampling_and_ignores_out_of_range_slots():
 
 def test_linear_schedule():
     np.testing.assert_allclose(
-        [float(replay.linear_schedule(0.0, 1.0, t, 10)) for t in (0, 5, 10, 20)], [0, 0.5, 1, 1]
+        [float(linear_schedule(0.0, 1.0, t, 10)) for t in (0, 5, 10, 20)], [0, 0.5, 1, 1]
     )
-    assert float(replay.linear_schedule(0.3, 1.0, 50, 0)) == pytest.approx(0.3)  # 0 = constant
+    assert float(linear_schedule(0.3, 1.0, 50, 0)) == pytest.approx(0.3)  # 0 = constant
 
 
 def _episode(key, n_add=3, capacity=64):
@@ -142,7 +143,7 @@ def test_identical_behaviour_under_vmap_over_seeds():
     episode = jax.jit(_episode)
     for i in range(3):
         single = episode(keys[i])
-        chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x, i=i: x[i], batched), single, rtol=1e-6)
+        chex.assert_trees_all_close(jax.tree.map(lambda x, i=i: x[i], batched), single, rtol=1e-6)
     assert not np.array_equal(np.asarray(batched[1].indices[0]), np.asarray(batched[1].indices[1]))
 
 

@@ -1,7 +1,9 @@
-"""Algorithm registry: `gfnjax.algos.make(name, env, **config_overrides)`.
+"""Algorithm registry: `gfnjax.algos.make(name, env, **overrides)`.
 
-Each algorithm module defines a `Config` frozen dataclass and an `Algorithm` subclass with a
-`name`; register a new one by adding its (module, class) to `_ENTRIES`.
+`make` starts from the published preset for the (algorithm, environment) pair
+(`gfnjax.algos.presets`, docs/presets.md), then applies the user's overrides. `REGISTRY` maps a
+name to "module:Class", imported on first use; adding an algorithm is one module and one line
+here (docs/adding_an_algorithm.md).
 """
 
 from __future__ import annotations
@@ -9,57 +11,69 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
-from gfnjax.algos.base import Algorithm, BaseConfig, TrainState
+from gfnjax.algos.base import Algorithm, BaseConfig, StepInfo, TrainState
 from gfnjax.envs.base import Env
 
-_ENTRIES = [
-    ("gfnjax.algos.tb", "TB"),
-    ("gfnjax.algos.db", "DB"),
-    ("gfnjax.algos.subtb", "SubTB"),
-    ("gfnjax.algos.fm", "FM"),
-    ("gfnjax.algos.vpg", "VPG"),
-    ("gfnjax.algos.vpg", "RTG"),
-    ("gfnjax.algos.vpg", "VBaseline"),
-    ("gfnjax.algos.vpg", "GAE"),
-    ("gfnjax.algos.vpg", "GAESubTB"),
-    ("gfnjax.algos.niu", "RLU"),
-    ("gfnjax.algos.niu", "RLB"),
-    ("gfnjax.algos.niu", "RLG"),
-    ("gfnjax.algos.trpo", "TRPO"),
-    ("gfnjax.algos.ppo", "PPO"),
-    ("gfnjax.algos.soft_dqn", "SoftDQN"),
-    ("gfnjax.algos.soft_dqn", "MDQN"),
-]
-
-REGISTRY: dict[str, type[Algorithm]] = {}
-for _module, _cls in _ENTRIES:
-    _c = getattr(importlib.import_module(_module), _cls)
-    REGISTRY[_c.name] = _c
+REGISTRY: dict[str, str] = {
+    "tb": "gfnjax.algos.tb:TB",
+    "db": "gfnjax.algos.db:DB",
+    "subtb": "gfnjax.algos.subtb:SubTB",
+    "fm": "gfnjax.algos.fm:FM",
+    "vpg": "gfnjax.algos.vpg:VPG",
+    "rtg": "gfnjax.algos.vpg:RTG",
+    "v_baseline": "gfnjax.algos.vpg:VBaseline",
+    "gae": "gfnjax.algos.vpg:GAE",
+    "gae_subtb": "gfnjax.algos.vpg:GAESubTB",
+    "rl_u": "gfnjax.algos.niu:RLU",
+    "rl_b": "gfnjax.algos.niu:RLB",
+    "rl_g": "gfnjax.algos.niu:RLG",
+    "trpo": "gfnjax.algos.trpo:TRPO",
+    "ppo": "gfnjax.algos.ppo:PPO",
+    "soft_dqn": "gfnjax.algos.soft_dqn:SoftDQN",
+    "mdqn": "gfnjax.algos.soft_dqn:MDQN",
+}
 
 
-def register(cls: type[Algorithm]) -> type[Algorithm]:
-    REGISTRY[cls.name] = cls
-    return cls
+def names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def register(name: str, entry: str | type[Algorithm]) -> None:
+    """Register an algorithm class (or its "module:Class" path) under `name`."""
+    REGISTRY[name] = entry if isinstance(entry, str) else f"{entry.__module__}:{entry.__qualname__}"
 
 
 def get_class(name: str) -> type[Algorithm]:
     if name not in REGISTRY:
-        raise ValueError(f"unknown algorithm {name!r}; valid names: {sorted(REGISTRY)}")
-    return REGISTRY[name]
+        raise ValueError(f"unknown algorithm {name!r}; valid names: {names()}")
+    module, cls = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def config_fields(name: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(get_class(name).Config)]
+    """The configurable fields of an algorithm (fields it declares inactive are left out)."""
+    cls = get_class(name).Config
+    inactive = set(getattr(cls, "INACTIVE", ()))
+    return [f.name for f in dataclasses.fields(cls) if f.name not in inactive]
 
 
-def make(name: str, env: Env, **overrides) -> Algorithm:
-    """Build a registered algorithm; unknown names or config fields raise ValueError."""
+def make(name: str, env: Env, preset: str | None = "auto", **overrides) -> Algorithm:
+    """Build a registered algorithm for `env`: the preset for (name, env) (docs/presets.md), then
+    `overrides`. preset="auto" picks the published preset of this pair (or the config defaults
+    when there is none), a preset name picks another one, None uses the config defaults only.
+    Unknown names or fields raise ValueError listing the valid ones."""
+    from gfnjax.algos.presets import NONE, resolve
+
     cls = get_class(name)
     valid = config_fields(name)
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
         raise ValueError(f"unknown {name} config field(s) {unknown}; valid fields: {sorted(valid)}")
-    return cls(env=env, config=cls.Config(**overrides))
+    chosen = resolve(name, env, preset) if preset is not None else NONE
+    return cls(env=env, config=cls.Config(**{**chosen.values, **overrides}), preset=chosen)
 
 
-__all__ = ["Algorithm", "BaseConfig", "TrainState", "REGISTRY", "make", "register", "config_fields"]
+__all__ = [
+    "Algorithm", "BaseConfig", "REGISTRY", "StepInfo", "TrainState", "config_fields", "get_class",
+    "make", "names", "register",
+]

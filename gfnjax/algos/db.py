@@ -7,12 +7,25 @@ from typing import ClassVar
 
 from gfnjax.algos.flow import FlowAlgorithm, FlowConfig
 from gfnjax.losses.flow import detailed_balance
+from gfnjax.utils import check_choice
+
+DB_REDUCE = ("transitions", "trajectories")
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(FlowConfig):
-    """DB defaults: lr 1e−3 (a, c code), 16 trajectories per iteration, uniform P_B.
-    `lr_log_z` is unused (log Z is read off as log F(s0))."""
+    """DB: lr 1e−3, 16 trajectories per iteration, uniform P_B. log Z is read off as log F(s0).
+
+    average: "transitions" (the squared residuals are averaged over every valid transition of the
+        batch, as in the Ent-PPO, gfnx and torchgfn code; default) or "trajectories" (per
+        trajectory, then over the batch).
+    """
+
+    average: str = "transitions"
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice(self, "average", DB_REDUCE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,9 +36,9 @@ class DB(FlowAlgorithm):
 
     def objective(self, params, ev, traj, hp):
         return detailed_balance(
-            ev.log_pf, ev.log_pb, ev.log_flow, traj.log_reward, traj.mask, traj.done
+            ev.log_pf, ev.log_pb, ev.log_flow, traj.log_reward, traj.mask, traj.done,
+            reduce=self.config.average,
         )
 
     def log_z(self, state):
-        obs0 = self.env.observe(self.env.reset(1))
-        return self.apply_net(state.params["net"], obs0).log_flow[0]
+        return self.apply_net(state.params["net"], self.s0_obs()).log_flow[0]

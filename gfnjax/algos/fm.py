@@ -20,8 +20,10 @@ from gfnjax.utils import gather_last
 
 @dataclasses.dataclass(frozen=True)
 class Config(FlowConfig):
-    """FM defaults: lr 1e−3, 16 trajectories per iteration (as TB in a, c); `pb` must stay
-    "uniform" (FM has no backward policy) and `lr_log_z` is unused."""
+    """FM: lr 1e−3, 16 trajectories per iteration (as TB); `pb` must stay "uniform" (FM learns
+    edge flows, which define P_B themselves; no backward policy is trained)."""
+
+    INACTIVE: ClassVar[tuple[str, ...]] = ("pb", "pb_lr", "pb_steps", "pb_lr_decay")
 
     def __post_init__(self):
         super().__post_init__()
@@ -39,7 +41,7 @@ class FM(FlowAlgorithm):
         B, T1 = traj.obs.shape[:2]
         A_b = env.num_backward_actions
         # states s_1..s_T, flattened: [B·T]
-        states = jax.tree_util.tree_map(lambda x: x[:, 1:].reshape((B * (T1 - 1),) + x.shape[2:]), traj.states)
+        states = jax.tree.map(lambda x: x[:, 1:].reshape((B * (T1 - 1),) + x.shape[2:]), traj.states)
         n = B * (T1 - 1)
 
         def parent_of(b):
@@ -56,4 +58,4 @@ class FM(FlowAlgorithm):
         is_term = env.is_terminal(states).reshape(B, T1 - 1)
         log_r = env.log_reward(states).reshape(B, T1 - 1)
         loss = flow_matching(in_flows, in_mask, out_flows, out_mask, log_r, is_term, traj.mask)
-        return loss, {"loss": loss, "pb_loss": jnp.zeros(())}
+        return loss, {"loss": loss}

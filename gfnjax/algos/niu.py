@@ -1,18 +1,20 @@
-"""Niu et al. (ICML 2024, (b)), "GFlowNet training by policy gradients": RL-U, RL-B, RL-G.
+"""Niu, Mocanu, Liu et al., "GFlowNet Training by Policy Gradients" (ICML 2024): RL-U, RL-B, RL-G.
 
-Costs to minimise (REFERENCE.md §3.6): c_t = log P_F − log P_B, terminal
-c_T = log P_F(stop|x) − (log R(x) − log Z); log Z ← log Z − η_Z·mean Σ_t c_t tracks the ELBO and
-acts as a constant baseline. Advantages: GAE(λ = 0.99) of the rewards −c_t with a value net,
-mean-centred over the batch. The three variants differ only in the backward policy:
+Costs to minimise (docs/methods.md §3.6): c_t = log P_F − log P_B, terminal
+c_T = log P_F − log P_B − (log R(x) − log Z). log Z is a parameter stepped by Adam on
+mean_b Σ_t c_t (its fixed point is the ELBO, where it acts as a constant baseline). Advantages:
+GAE(λ = 0.99) of the rewards −c_t against a value net fitted to Monte-Carlo returns, mean-centred
+over the batch. The variants differ in the backward policy:
 
   rl_u  uniform P_B;
-  rl_b  P_B trained to minimise KL(P_B(τ|x) ‖ P_F(τ)) on backward trajectories τ ~ P_B(·|x)
-        started from the batch's terminal states (REINFORCE with the backward cost-to-go
-        Σ_{t'≤t} (log P_B − log P_F), mean-centred; Niu et al. use a backward value net instead);
-  rl_g  P_B trained by maximum likelihood of trajectories sampled forward from a guided policy
-        P_G (our reading of the guided distribution of (b)): P_F with the environment's guide
-        applied, `env.guide_logit_cap(obs)` — on hypergrid stop capped at log 1e−5 where
-        R(s) ≤ R0. Environments without a guide raise ValueError at construction.
+  rl_b  P_B trained, after the forward update, to minimise E_{x~P_F} KL(P_B(τ|x) ‖ P_F(τ)):
+        backward trajectories τ ~ P_B(·|x) from the batch's terminal states x, costs
+        c^B_t = log P_B(s_t|s_{t+1}) − log P_F(s_{t+1}|s_t), REINFORCE with the backward
+        cost-to-go against a backward value net V_B (λ = 1), mean-centred;
+  rl_g  the same with the guided forward policy P_G in place of P_F:
+        E_{x~P_F} KL(P_B(τ|x) ‖ P_G(τ)); P_G is P_F's logits passed through the environment's
+        guide (gfnjax.algos.guides; on hypergrid the authors' guide caps the stop logit at
+        log 1e−5 where R(s) = R0).
 
 trpo.py (RL-T) shares these costs and replaces the Adam policy step by a trust-region step.
 """
@@ -25,49 +27,74 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from gfnjax.algos.pg import PGAlgorithm, ValueConfig
-from gfnjax.losses.flow import backward_maximum_likelihood
-from gfnjax.losses.pg import gae, mean_center, niu_costs, niu_log_z_update, soft_return
-from gfnjax.rollout import sample_backward, sample_forward
-from gfnjax.utils import check_range
+from gfnjax.algos import guides
+from gfnjax.algos.pg import GAEConfig, PGAlgorithm
+from gfnjax.losses.pg import (
+    mean_center,
+    niu_costs,
+    niu_log_z_gradient,
+    pg_surrogate,
+    soft_return,
+    value_regression,
+)
+from gfnjax.rollout import sample_backward
+from gfnjax.utils import check_range, gather_last, masked_log_softmax
 
 sg = jax.lax.stop_gradient
 
 
 @dataclasses.dataclass(frozen=True)
-class NiuConfig(ValueConfig):
-    """Defaults of Niu et al. (b): λ = 0.99 (GAE), η_Z = lr_log_z = 0.1, mean-centred advantages,
-    policy lr 1e−3 and value lr 1e−3 (assumed; (b) code), 16 trajectories per iteration to compare
-    with (a, c) (Niu et al. use 128 on 256² grids: set batch_size=128)."""
+class NiuConfig(GAEConfig):
+    """Defaults of Niu et al.'s code (docs/presets.md): GAE λ = 0.99, value targets = Monte-Carlo
+    returns (λ_V = 1) summed per trajectory, mean-centred advantages, log Z by Adam with
+    lr_log_z = 0.1, value lr 5e−3, policy lr 1e−3. They train on 128 trajectories per iteration
+    of a 4×256 MLP on 256² grids; the 16-trajectory 2×256 default compares with the other papers.
+
+    log_reward_min: clamp of log R in the costs (their sequence code: −12); None = no clamp.
+    """
 
     lam: float = 0.99
+    value_target_lam: float | None = 1.0
+    value_lr: float = 5e-3
+    value_average: str = "trajectories"
     lr_log_z: float = 0.1
     advantage_norm: str = "center"
+    log_reward_min: float | None = None
 
-    SWEEPABLE: ClassVar[tuple[str, ...]] = ValueConfig.SWEEPABLE + ("lr_log_z",)
+    SWEEPABLE: ClassVar[tuple[str, ...]] = GAEConfig.SWEEPABLE + ("lr_log_z",)
 
     def __post_init__(self):
         super().__post_init__()
-        check_range(self, "lr_log_z", 0.0, 1.0, lo_open=True)
+        check_range(self, "lr_log_z", 0.0, 1e3, lo_open=True)
+        if self.log_reward_min is not None:
+            check_range(self, "log_reward_min", -1e6, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
 class RLBConfig(NiuConfig):
-    """RL-B: as NiuConfig with a learned backward policy (pb = "learned", required)."""
+    """RL-B / RL-G: as NiuConfig with a learned backward policy (pb = "learned", required),
+    trained with Adam at `pb_lr` (no decay) after the forward update, and a backward value net
+    V_B trained at `value_lr`."""
 
     pb: str = "learned"
+    pb_lr_decay: float = 1.0
 
     def __post_init__(self):
         super().__post_init__()
         if self.pb != "learned":
-            raise ValueError(f"{type(self).__name__}.pb must be 'learned' (RL-B/RL-G train P_B), got {self.pb!r}")
+            raise ValueError(
+                f"{type(self).__name__}.pb must be 'learned' (RL-B/RL-G train P_B), got {self.pb!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
 class NiuAlgorithm(PGAlgorithm):
-    """Shared cost form, log Z update and GAE(λ) of (b)."""
+    """Shared cost form, log Z objective and GAE(λ) of Niu et al."""
 
     uses_value: ClassVar[bool] = True
+
+    def policy_groups(self, hp):
+        return {"net": hp["lr"], "log_z": hp["lr_log_z"]}
 
     def init_params(self, key, hp):
         params = super().init_params(key, hp)
@@ -79,12 +106,12 @@ class NiuAlgorithm(PGAlgorithm):
 
     def advantages(self, state, ev, traj, values):
         log_z = state.params["log_z"]
-        costs = niu_costs(ev.log_pf, ev.log_pb, traj.log_reward, log_z, traj.mask, traj.done)
-        adv, targets = gae(-costs, values, traj.mask, state.hparams["lam"])
-        new_log_z = niu_log_z_update(log_z, costs, traj.mask, state.hparams["lr_log_z"])
-        state = state.replace(params={**state.params, "log_z": new_log_z})
+        costs = niu_costs(ev.log_pf, ev.log_pb, traj.log_reward, log_z, traj.mask, traj.done,
+                          self.config.log_reward_min)
+        adv, targets = self.gae_and_targets(-costs, values, traj.mask, state.hparams)
+        extra = {"log_z": niu_log_z_gradient(costs, traj.mask)}
         info = {"soft_return": soft_return(-costs, traj.mask).mean() + log_z}
-        return self.normalize(adv, traj.mask), targets, state, info
+        return self.normalize(adv, traj.mask), targets, extra, info
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,42 +122,73 @@ class RLU(NiuAlgorithm):
 
 @dataclasses.dataclass(frozen=True)
 class RLB(NiuAlgorithm):
+    """RL-B: backward policy by REINFORCE on E_{x~P_F} KL(P_B(τ|x) ‖ P_F(τ)) after the P_F step."""
+
     name: ClassVar[str] = "rl_b"
     Config: ClassVar[type] = RLBConfig
+    pb_after_forward: ClassVar[bool] = True
 
-    def backward_loss(self, net_params, traj, key, state):
-        """KL(P_B(τ|x) ‖ P_F(τ)) by REINFORCE on τ ~ P_B(·|x), x = the batch's terminal states."""
+    # the backward value net V_B has its own parameter group and Adam phase
+    def phases(self, hp):
+        return {**super().phases(hp), "value_b": {"value_b": hp["value_lr"]}}
+
+    def init_params(self, key, hp):
+        k_main, k_vb = jax.random.split(key)
+        params = super().init_params(k_main, hp)
+        obs = jnp.zeros((1, self.env.obs_dim), jnp.float32)
+        params["value_b"] = self.value_net.init(k_vb, obs)
+        return params
+
+    def target_log_probs(self, logits: jax.Array, states, forward_mask: jax.Array) -> jax.Array:
+        """log of the forward policy P_B is pulled towards, float[N, A] (P_F itself for RL-B)."""
+        return masked_log_softmax(logits, forward_mask)
+
+    def backward_costs(self, state, btraj):
+        """c^B_t = log P_B(s_t|s_{t+1}) − log P_target(s_{t+1}|s_t), float[B, T] (no gradient)."""
+        B, T1 = btraj.obs.shape[:2]
+        out = self.apply_net(state.params["net"], btraj.obs.reshape((B * T1,) + btraj.obs.shape[2:]))
+        flat_states = jax.tree.map(lambda x: x.reshape((B * T1,) + x.shape[2:]), btraj.states)
+        fmask = btraj.forward_mask.reshape(B * T1, -1)
+        log_target = self.target_log_probs(out.logits, flat_states, fmask).reshape(B, T1, -1)
+        log_pt = gather_last(log_target[:, :-1], btraj.actions)
+        return sg(jnp.where(btraj.mask, btraj.log_pb - log_pt, 0.0))
+
+    def pb_after_update(self, state, traj, key):
+        # τ ~ P_B(·|x) from the forward batch's terminals; log_pb recorded by the sampler
         btraj = sg(sample_backward(self.env, key, traj.final_state, self.policy_fn(state)))
-        ev = self.evaluation(net_params, btraj)
-        cost = sg(jnp.where(btraj.mask, ev.log_pb - ev.log_pf, 0.0))
-        # the backward action creating transition t decides transitions t, t−1, …, 0
-        adv = mean_center(jnp.cumsum(cost, axis=1), btraj.mask)
-        return jnp.mean(jnp.where(btraj.mask, ev.log_pb * adv, 0.0).sum(-1))
+        cost = self.backward_costs(state, btraj)
+        # the backward decision that made transition t also decides t−1, …, 0: cost-to-go is
+        # the forward cumulative sum; V_B(s_{t+1}) is its baseline (GAE with λ = 1)
+        to_go = jnp.where(btraj.mask, jnp.cumsum(cost, axis=1), 0.0)
+        v_b = self.values(state.params["value_b"], btraj.obs)[:, 1:]
+        adv = mean_center(jnp.where(btraj.mask, to_go - v_b, 0.0), btraj.mask)
+
+        def pb_loss(net_params):
+            log_pb = self.evaluation(net_params, btraj).log_pb
+            return pg_surrogate(log_pb, -adv, btraj.mask)  # minimise the cost
+
+        def vb_loss(vb_params):
+            v = self.values(vb_params, btraj.obs)[:, 1:]
+            return value_regression(v, to_go, btraj.mask, self.config.value_average)
+
+        loss, g_pb = jax.value_and_grad(pb_loss)(state.params["net"])
+        state = self.apply_step(state, "pb", {"net": g_pb})
+        vloss, g_vb = jax.value_and_grad(vb_loss)(state.params["value_b"])
+        state = self.apply_step(state, "value_b", {"value_b": g_vb})
+        kl = jnp.mean(jnp.where(btraj.mask, cost, 0.0).sum(-1))
+        return state, {"pb_loss": loss, "pb_value_loss": vloss, "backward_kl": kl}
 
 
 @dataclasses.dataclass(frozen=True)
-class RLG(NiuAlgorithm):
+class RLG(RLB):
+    """RL-G: as RL-B with the guided policy P_G as the target of P_B."""
+
     name: ClassVar[str] = "rl_g"
     Config: ClassVar[type] = RLBConfig
 
     def __post_init__(self):
-        if not callable(getattr(self.env, "guide_logit_cap", None)):
-            raise ValueError(
-                f"rl_g needs a guide: environment {self.env.name!r} has no guide_logit_cap(obs) "
-                "method (hypergrid provides one); use rl_b or rl_u instead"
-            )
+        guides.get(self.env)  # ValueError naming the environments that have a guide
 
-    def guided_policy_fn(self, state):
-        base = self.policy_fn(state)
-
-        def fn(obs):
-            logits, back = base(obs)
-            return jnp.minimum(jax.nn.log_softmax(logits, -1), self.env.guide_logit_cap(obs)), back
-
-        return fn
-
-    def backward_loss(self, net_params, traj, key, state):
-        """−mean Σ log P_B on trajectories of the guided forward policy P_G."""
-        gtraj = sg(sample_forward(self.env, key, self.guided_policy_fn(state), self.config.batch_size))
-        ev = self.evaluation(net_params, gtraj)
-        return backward_maximum_likelihood(ev.log_pb, gtraj.mask)
+    def target_log_probs(self, logits, states, forward_mask):
+        guided = guides.get(self.env)(self.env, states, logits)
+        return masked_log_softmax(guided, forward_mask)

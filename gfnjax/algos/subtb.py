@@ -13,15 +13,16 @@ from gfnjax.utils import check_range
 
 @dataclasses.dataclass(frozen=True)
 class Config(FlowConfig):
-    """SubTB defaults: λ = 0.9 (REFERENCE.md §1, authors' code), lr 1e−3, 16 trajectories."""
+    """SubTB: λ = 0.9 (Ent-PPO and Tiapkin et al. hypergrid code; 1.9 in Tiapkin et al.'s bit
+    sequences), lr 1e−3, 16 trajectories per iteration."""
 
     lam: float = 0.9
 
-    SWEEPABLE = FlowConfig.SWEEPABLE + ("lam",)
+    SWEEPABLE: ClassVar[tuple[str, ...]] = FlowConfig.SWEEPABLE + ("lam",)
 
     def __post_init__(self):
         super().__post_init__()
-        check_range(self, "lam", 0.0, None, lo_open=True)
+        check_range(self, "lam", 1e-6, 1e6)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from gfnjax.algos.flow import FlowAlgorithm, FlowConfig
+from gfnjax.algos.flow import FlowAlgorithm, LogZConfig
 from gfnjax.losses.flow import trajectory_balance
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(FlowConfig):
-    """TB defaults: lr 1e−3 and log Z lr 0.1 (REFERENCE.md §1, authors' code), 16 trajectories
-    per iteration (a, c), uniform P_B."""
+class Config(LogZConfig):
+    """TB: lr 1e−3, log Z lr 0.1, 16 trajectories per iteration, uniform P_B (docs/presets.md)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""REINFORCE family on the soft-RL view (REFERENCE.md §3.1–3.5; Tiapkin et al. 2024 (c)).
+"""REINFORCE family on the soft-RL view (docs/methods.md §3.1–3.5; Tiapkin et al. 2024 and the
+Ent-PPO paper's baselines).
 
     vpg         A_t = G(τ)                        unbiased ELBO gradient, no baseline
     rtg         A_t = Σ_{t'≥t} g_{t'}             reward-to-go (causality)
     v_baseline  A_t = RTG_t − V_φ(s_t)            V_φ fitted by MSE to RTG (GAE with λ = 1)
-    gae         A_t = GAE_λ,  V_φ → TD(λ) return  λ = 0.9 on hypergrid (c code)
+    gae         A_t = GAE_λ,  V_φ → TD(λ) return  λ = 0.9 on hypergrid (Ent-PPO code)
     gae_subtb   GAE_λ with V_φ fitted as a log-flow by SubTB (P_F, P_B fixed, V(x) := log R(x))
 
 All take one Adam step per iteration on `losses.pg.pg_surrogate`.
@@ -14,43 +15,38 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-import jax.numpy as jnp
-
-from gfnjax.algos.pg import PGAlgorithm, PGConfig, ValueConfig
+from gfnjax.algos.pg import GAEConfig, PGAlgorithm, PGConfig, ValueConfig
+from gfnjax.losses.pg import gae
 from gfnjax.utils import check_range
 
 
 @dataclasses.dataclass(frozen=True)
 class VPGConfig(PGConfig):
-    """VPG / RTG defaults: policy lr 1e−3 and 16 trajectories per iteration as for the other
-    objectives on hypergrid (a, c); uniform P_B; no advantage normalisation (c)."""
+    """VPG / RTG: policy lr 1e−3 and 16 trajectories per iteration (Ent-PPO code); uniform P_B;
+    no advantage normalisation."""
 
 
 @dataclasses.dataclass(frozen=True)
 class BaselineConfig(ValueConfig):
-    """Value-baseline defaults: value lr 1e−3, one value step per iteration. `lam` is fixed to 1
-    (A_t = RTG_t − V(s_t)) whatever its value here."""
+    """Value baseline: A_t = RTG_t − V(s_t) (GAE with λ = 1, so there is no λ field); value lr
+    1e−3 and 2 value epochs per iteration (Ent-PPO code, configs/v_baseline_hypergrid.yaml)."""
 
-    lam: float = 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class GAEConfig(ValueConfig):
-    """GAE defaults: λ = 0.9 (hypergrid, (c) code; 0.7 for sequences), lr 1e−3, value lr 1e−3
-    (assumed), one value step per iteration, no advantage normalisation (c)."""
+    value_epochs: int = 2
 
 
 @dataclasses.dataclass(frozen=True)
 class GAESubTBConfig(GAEConfig):
-    """GAE with a SubTB-trained log-flow value: subtb_lam = 0.9 as for SubTB (REFERENCE.md §1)."""
+    """GAE with a SubTB-trained log-flow value: λ = 0.7 (Ent-PPO code,
+    configs/GAE_subeb_hypergrid.yaml) and SubTB λ (`subtb_lam`) 0.9."""
 
+    lam: float = 0.7
     subtb_lam: float = 0.9
 
     SWEEPABLE: ClassVar[tuple[str, ...]] = GAEConfig.SWEEPABLE + ("subtb_lam",)
 
     def __post_init__(self):
         super().__post_init__()
-        check_range(self, "subtb_lam", 0.0, None, lo_open=True)
+        check_range(self, "subtb_lam", 1e-6, 1e6)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,10 +69,8 @@ class VBaseline(PGAlgorithm):
     Config: ClassVar[type] = BaselineConfig
     uses_value: ClassVar[bool] = True
 
-    def resolve_hparams(self, hparams):
-        hp = super().resolve_hparams(hparams)
-        hp["lam"] = jnp.ones_like(hp["lam"])  # the value baseline is GAE with λ = 1
-        return hp
+    def gae_and_targets(self, rewards, values, mask, hp):
+        return gae(rewards, values, mask, 1.0)  # A = RTG − V, target = RTG
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,22 +31,17 @@ import numpy as np
 
 from gfnjax.bench.report import mean_std
 from gfnjax.bench.run import read_records
-
-LOWER_IS_BETTER = frozenset({"tv", "l1", "kl", "kl_reverse", "jsd", "log_z_error", "eubo", "train_loss"})
-HIGHER_IS_BETTER = frozenset({
-    "elbo", "pearson", "spearman", "modes", "top_k_reward", "top_k_log_reward", "top_k_score",
-    "validity", "uniqueness", "novelty", "mean_score", "test_log_prob", "mean_log_reward",
-})
+from gfnjax.metrics.registry import METRICS, direction
 
 
 def check_directions(check: dict[str, float], source: str = "") -> None:
     """Every checked metric must have a known direction (better = lower or higher)."""
     for m in check:
-        if m not in LOWER_IS_BETTER and m not in HIGHER_IS_BETTER:
+        if direction(m) not in ("lower", "higher"):
+            known = sorted(k for k, v in METRICS.items() if v.direction != "none")
             raise ValueError(
-                f"sweep config {source}: check.{m}: no known direction for this metric; known: "
-                f"lower is better {sorted(LOWER_IS_BETTER)}, higher is better {sorted(HIGHER_IS_BETTER)} "
-                "(gfnjax/bench/ci.py)")
+                f"sweep config {source}: check.{m}: no known direction for this metric; metrics "
+                f"with a direction: {known} (gfnjax/metrics/registry.py)")
 DEFAULT_K = 3.0
 
 
@@ -96,7 +91,7 @@ def compare(current: list[dict], baseline: list[dict], check: dict[str, float],
                 continue
             se = math.sqrt(sb**2 / nb + sc**2 / nc)
             tol = k * se + margin
-            worse = (mc - mb) * (-1.0 if metric in HIGHER_IS_BETTER else 1.0)
+            worse = (mc - mb) * (-1.0 if direction(metric) == "higher" else 1.0)
             status = "REGRESSION" if worse > tol else ("better" if worse < -tol else "ok")
             findings.append(Finding(name, metric, vals["baseline"], vals["current"], tol, status))
     return findings

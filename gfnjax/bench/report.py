@@ -25,21 +25,9 @@ import sys
 import numpy as np
 
 from gfnjax.bench.run import SUMMARY_KEYS, read_records
+from gfnjax.metrics.registry import info as metric_info
 
-METRIC_LABELS = {
-    "tv": "exact TV = ½ Σ_x |P_T(x) − π(x)| (DP over all terminals)",
-    "l1": "empirical L1 (Tiapkin et al.) = mean_x |π̂(x) − π(x)|, π̂ = last training terminals "
-          "(= 2·TV(π̂, π)/|X|, not TV)",
-    "kl": "exact KL(π ‖ P_T)",
-    "kl_reverse": "exact KL(P_T ‖ π)",
-    "jsd": "exact Jensen–Shannon divergence",
-    "log_z_error": "|log Z_θ − log Z*|",
-    "elbo": "ELBO = E_{P_F} [log R + log P_B − log P_F] (≤ log Z)",
-    "eubo": "EUBO = E_{π, P_B} [log R + log P_B − log P_F] (≥ log Z)",
-    "train_loss": "training loss (mean over the evaluation period)",
-}
 TIMING_KEYS = ("compile_s", "wall_s", "trajectories_per_s")
-NONNEGATIVE = frozenset({"tv", "l1", "kl", "kl_reverse", "jsd", "log_z_error"})
 
 
 def group_key(rec: dict) -> str:
@@ -187,12 +175,12 @@ def plot_curves(records: list[dict], out_dir: str, metrics: list[str] | None = N
                 std = y[:, ok].std(axis=0, ddof=1) if len(rs) > 1 else np.zeros_like(mean)
                 (line,) = ax.plot(x[ok], mean, marker="o", ms=3, label=f"{names[g][1]} ({len(rs)} seeds)")
                 lo = mean - std
-                if metric in NONNEGATIVE:  # a band below 0 would show impossible values
+                if metric_info(metric).nonnegative:  # a band below 0 would show impossible values
                     lo = np.maximum(lo, 0.0)
                 ax.fill_between(x[ok], lo, mean + std, alpha=0.2, color=line.get_color())
             ax.set_xlabel("trajectories sampled")
             ax.set_ylabel(metric)
-            ax.set_title(f"{env_label}: {metric}\n{METRIC_LABELS.get(metric, metric)}", fontsize=8)
+            ax.set_title(f"{env_label}: {metric}\n{metric_info(metric).label}", fontsize=8)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7, title="mean ± 1 std over seeds", title_fontsize=7)
             fig.tight_layout()

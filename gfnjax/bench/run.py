@@ -27,7 +27,8 @@ from jax.sharding import PartitionSpec as P
 
 from gfnjax import algos, envs
 from gfnjax.metrics import MetricsConfig
-from gfnjax.train import default_seed_batch, make_trainer, map_rows
+from gfnjax.metrics.registry import progress_metrics, summary_metrics
+from gfnjax.trainer import default_seed_batch, make_trainer, map_rows
 
 DEFAULT_ITERATIONS = 2000
 DEFAULT_EVAL_EVERY = 250
@@ -113,12 +114,13 @@ class RunSpec:
     env_kw: dict
     algo_kw: dict
     metric_kw: dict
+    preset: str = "auto"
 
 
 def build(spec: RunSpec):
     """Validate everything and build env, algorithm and trainer (no compilation)."""
     env = envs.make(spec.env, **spec.env_kw)
-    algo = algos.make(spec.algo, env, **spec.algo_kw)
+    algo = algos.make(spec.algo, env, preset=spec.preset, **spec.algo_kw)
     trainer = make_trainer(algo, spec.iterations, spec.eval_every,
                            metrics_config=MetricsConfig(**spec.metric_kw))
     return env, algo, trainer
@@ -158,7 +160,7 @@ def _to_host(x: jax.Array) -> np.ndarray:
 
 
 def _batched(fn, in_axes: tuple, mesh: Mesh | None, seed_batch: int | None = None):
-    """jit(vmap(fn)) (or lax.map over rows, see `gfnjax.train.map_rows`); with a mesh, each device
+    """jit(vmap(fn)) (or lax.map over rows, see `gfnjax.trainer.map_rows`); with a mesh, each device
     runs it on its own rows (shard_map), so no collective is ever needed (rows are independent
     runs) and each row's numbers equal the unsharded ones."""
     fn = map_rows(fn, in_axes, seed_batch)
@@ -193,45 +195,50 @@ def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_b
                 raise ValueError(f"batched hparams must have shape ({n},) (one value per seed row), got {bad}")
             hparams = {k: _pad_rows(v, n_pad) for k, v in hparams.items()}
         hparams = {k: _place(v, mesh, hparams_batched) for k, v in hparams.items()}
-    n_chunks = math.ceil(trainer.num_evals / chunk)
+    full = trainer.num_evals - (1 if trainer.last_period != trainer.eval_every else 0)
 
     t0 = time.perf_counter()
     init = _batched(trainer.init, (0, 0 if hparams_batched else None), mesh, seed_batch).lower(keys, hparams).compile()
     carry = init(keys, hparams)
     first_eval = _batched(trainer.evaluate, (0,), mesh, seed_batch).lower(carry).compile()
-    periods = {}
+    programs = {}
 
-    def chunk_fn(k):
-        if k not in periods:
-            periods[k] = _batched(lambda c: trainer.run(c, k), (0,), mesh, seed_batch).lower(carry).compile()
-        return periods[k]
+    def program(k, length):
+        if (k, length) not in programs:
+            fn = lambda c: trainer.run(c, k, length)
+            programs[k, length] = _batched(fn, (0,), mesh, seed_batch).lower(carry).compile()
+        return programs[k, length]
 
-    chunk_fn(min(chunk, trainer.num_evals))
+    program(min(chunk, full), trainer.eval_every) if full else program(1, trainer.last_period)
     compile_s = time.perf_counter() - t0
     shard_note = f", sharded over {n_dev} devices" if mesh is not None else ""
     log(f"[{label}] {n} seed(s){shard_note}, {trainer.num_iterations} iterations, compiled in {compile_s:.1f}s")
 
-    host = lambda tree: jax.tree_util.tree_map(lambda x: _to_host(x)[:n], tree)
+    host = lambda tree: jax.tree.map(lambda x: _to_host(x)[:n], tree)
     t1 = time.perf_counter()
     carry, first = first_eval(carry)
     jax.block_until_ready(carry)
     eval_s = time.perf_counter() - t1
-    pieces = [jax.tree_util.tree_map(lambda x: x[:, None], host(first))]
+    pieces = [jax.tree.map(lambda x: x[:, None], host(first))]
     done = 0
     t_run = time.perf_counter()
-    for _ in range(n_chunks):
-        k = min(chunk, trainer.num_evals - done)
-        carry, curves = chunk_fn(k)(carry)
+    shown_metrics = progress_metrics()
+    while done < trainer.num_evals:
+        if done < full:
+            k = min(chunk, full - done)
+            carry, curves = program(k, trainer.eval_every)(carry)
+        else:
+            k = 1
+            carry, curves = program(1, trainer.last_period)(carry)
         curves = host(curves)
         pieces.append(curves)
         done += k
         latest = {name: float(np.mean(v[:, -1])) for name, v in curves.items()}
-        shown = " ".join(
-            f"{m}={latest[m]:.4g}" for m in ("tv", "l1", "elbo", "eubo", "train_loss", "modes", "validity", "pearson")
-            if m in latest
-        )
+        shown = " ".join(f"{m}={latest[m]:.4g}" for m in shown_metrics if m in latest)
+        elapsed = time.perf_counter() - t_run
+        eta = elapsed / done * (trainer.num_evals - done)
         log(f"  it {int(latest['iteration'])}/{trainer.num_iterations}  traj {int(latest['trajectories'])}  {shown}"
-            f"  [{time.perf_counter() - t_run:.1f}s]")
+            f"  [{elapsed:.1f}s, ETA {eta:.0f}s]")
     run_s = time.perf_counter() - t_run
     names = sorted(pieces[-1])
     curves = {}
@@ -249,7 +256,7 @@ def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False
     With `hparams_batched`, row i trains seed `spec.seeds[i]` with hparams value `[i]` (seeds may
     repeat: a flattened seed × grid). mesh="auto" shards the rows over every visible device when
     there are several (`device_mesh`); None never shards. seed_batch: rows vmapped together
-    (None = all; "auto" = `gfnjax.train.default_seed_batch()`, 1 on CPU; see `map_rows`).
+    (None = all; "auto" = `gfnjax.trainer.default_seed_batch()`, 1 on CPU; see `map_rows`).
     """
     env, algo, trainer = build(spec)
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -265,6 +272,7 @@ def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False
         "env": spec.env, "algo": spec.algo,
         "env_config": _jsonable(dataclasses.asdict(env)),
         "algo_config": algo_config,
+        "preset": algo.preset.as_record(),
         "metrics_config": spec.metric_kw,
         "iterations": spec.iterations, "eval_every": spec.eval_every,
         "num_seeds": len(spec.seeds), "seed_batch": seed_batch,
@@ -323,8 +331,23 @@ def read_records(path: str) -> list[dict]:
     return out
 
 
-SUMMARY_KEYS = ("tv", "kl", "jsd", "log_z_error", "l1", "elbo", "eubo", "pearson", "spearman",
-                "modes", "validity", "top_k_reward")
+SUMMARY_KEYS = tuple(summary_metrics())
+
+
+def show_config(spec: RunSpec, env, algo, trainer) -> str:
+    """Human-readable resolved configuration of a run (what `--show-config` prints)."""
+    preset = algo.preset
+    lines = [
+        f"env {spec.env}: {json.dumps(_jsonable(dataclasses.asdict(env)))}",
+        f"algo {spec.algo}, preset {preset.name!r} — {preset.source}",
+        f"  preset values: {json.dumps(_jsonable(preset.values))}",
+        f"  your overrides: {json.dumps(_jsonable(spec.algo_kw))}",
+        f"  resolved config: {json.dumps(_jsonable(dataclasses.asdict(algo.config)))}",
+        f"metrics: {[type(m).__name__ for m in trainer.metrics]} {json.dumps(spec.metric_kw)}",
+        f"schedule: {spec.iterations} iterations, evaluation every {trainer.eval_every}, "
+        f"seeds {spec.seeds}",
+    ]
+    return "\n".join(lines)
 
 
 def summary_table(records: list[dict]) -> str:
@@ -363,6 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="algo config field, env option (env.KEY) or metrics option (metrics.KEY)")
     p.add_argument("--out", default="results/runs.jsonl", help="JSON-lines file to append to")
+    p.add_argument("--preset", default="auto",
+                   help="published settings to start from: auto (this env × algo's default), "
+                        "defaults (config defaults only) or a preset name (docs/presets.md)")
+    p.add_argument("--show-config", action="store_true",
+                   help="print the resolved configuration (preset, its source, overrides) and exit")
     args = p.parse_args(argv)
     try:
         envs.get_class(args.env)
@@ -371,16 +399,24 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--seeds must be ≥ 1, got {args.seeds}")
         if args.seed_batch is not None and args.seed_batch < 0:
             raise ValueError(f"--seed-batch must be ≥ 0 (0 = vmap every seed), got {args.seed_batch}")
+        for flag, value in (("--iterations", args.iterations), ("--eval-every", args.eval_every)):
+            if value is not None and value < 1:
+                raise ValueError(f"{flag} must be ≥ 1, got {value}")
+        if args.chunk < 1:
+            raise ValueError(f"--chunk must be ≥ 1 (evaluation periods per compiled chunk), got {args.chunk}")
         env_kw, algo_kw, metric_kw = split_overrides(args.env, args.algo, args.set)
-        defaults = getattr(envs.get_class(args.env), "bench_defaults", {})
+        defaults = envs.get_class(args.env).bench_defaults
         iterations = args.iterations or defaults.get("iterations", DEFAULT_ITERATIONS)
         eval_every = args.eval_every or min(defaults.get("eval_every", DEFAULT_EVAL_EVERY), iterations)
         spec = RunSpec(args.env, args.algo, list(range(args.seed_offset, args.seed_offset + args.seeds)),
-                       iterations, eval_every, env_kw, algo_kw, metric_kw)
-        build(spec)
+                       iterations, eval_every, env_kw, algo_kw, metric_kw, args.preset)
+        env, algo, trainer = build(spec)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.show_config:
+        print(show_config(spec, env, algo, trainer))
+        return 0
     seed_batch = "auto" if args.seed_batch is None else (args.seed_batch or None)
     records = run(spec, args.out, chunk=args.chunk, seed_batch=seed_batch)
     print(summary_table(records))

@@ -55,7 +55,7 @@ from gfnjax.bench.run import (
     run,
 )
 from gfnjax.metrics import MetricsConfig
-from gfnjax.train import make_trainer
+from gfnjax.trainer import make_trainer
 
 TOP_KEYS = ("name", "out", "seeds", "iterations", "eval_every", "chunk", "envs", "algos", "config",
             "grid", "metrics", "check")
@@ -208,13 +208,13 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
             env = envs.make(env_name, **env_kw)
         except (ValueError, TypeError) as e:
             raise _err(source, f"envs[{ei}]", str(e)) from None
-        defaults = getattr(type(env), "bench_defaults", {})
+        defaults = type(env).bench_defaults
         its = iterations or defaults.get("iterations", DEFAULT_ITERATIONS)
         ev = eval_every or min(defaults.get("eval_every", DEFAULT_EVAL_EVERY), its)
         env_config = dataclasses.asdict(env)
         for ai, (algo_name, algo_kw) in enumerate(algo_entries):
             fields = set(algos.config_fields(algo_name))
-            sweepable = set(algos.get_class(algo_name).Config.SWEEPABLE)
+            sweepable = set(algos.get_class(algo_name).Config.sweepable_fields())
             base_kw = {k: v for k, v in common.items() if k in fields}
             for k in algo_kw:
                 if k in grid:

@@ -24,7 +24,7 @@ Subclasses implement the underscore methods (`_step`, `_backward_step`, `_forwar
 `_backward_mask`); the base class adds the terminal/initial guards once: stepping a terminal row
 (or backward-stepping an initial row) leaves it unchanged, and masks are False there.
 
-Enumerable environments (`enumerable = True`) also implement `enumerate_states` (every
+Enumerable environments (`enumerable` is True) also implement `enumerate_states` (every
 non-terminal state, [S]), `state_index`, `enumerate_terminals` ([X]) and `terminal_index`, which
 the exact metrics use for dynamic programming over the DAG.
 """
@@ -44,10 +44,19 @@ State = Any
 
 @dataclasses.dataclass(frozen=True)
 class Env:
-    """Base class of every environment; see the module docstring for the contract."""
+    """Base class of every environment; see the module docstring for the contract.
+
+    Every member a caller may use is declared here, with a default for the optional
+    capabilities, so that a new environment gets exactly the metrics, torso and harness
+    settings it declares, and nothing is discovered with `getattr`.
+    """
 
     name: ClassVar[str] = "env"
-    enumerable: ClassVar[bool] = False
+    # Capabilities with class-level defaults (override as ClassVar or dataclass field).
+    default_torso: ClassVar[str] = "mlp"
+    """Torso used when a config says torso="auto" ("mlp", "transformer", "graph", ...)."""
+    bench_defaults: ClassVar[dict[str, int]] = {"iterations": 2000, "eval_every": 250}
+    """Default schedule of `python -m gfnjax.bench` and sweeps for this environment."""
 
     # --- static sizes (subclasses define them as properties) ---------------------------
     @property
@@ -132,6 +141,11 @@ class Env:
 
     # --- enumeration (small environments) ---------------------------------------------------
     @property
+    def enumerable(self) -> bool:
+        """True when every state can be listed: exact DP metrics and enumeration tests apply."""
+        return False
+
+    @property
     def num_states(self) -> int:
         """Number of non-terminal states S."""
         raise NotImplementedError(f"{self.name} is not enumerable")
@@ -166,9 +180,56 @@ class Env:
         """Exact log Z = logsumexp_x log R(x) (enumerable environments)."""
         return jax.nn.logsumexp(self.log_reward(self.enumerate_terminals()))
 
+    # --- network layout ---------------------------------------------------------------------
+    @property
+    def token_shape(self) -> tuple[int, int] | None:
+        """(L, F) when the observation is L tokens of F features (float[L·F]; the transformer
+        torso needs it), else None."""
+        return None
+
+    @property
+    def graph_layout(self) -> tuple[int, int, int, int] | None:
+        """(nodes N, node features F, edge channels E, extra features X) when the observation is
+        [nodes N·F | edges N·N·E | extra X] (the graph torso needs it), else None."""
+        return None
+
+    # --- metric capabilities ------------------------------------------------------------------
+    def test_set(self) -> State | None:
+        """A fixed set of terminal states, [X_test], for the correlation of log P_θ(x) with
+        log R(x), or None (no correlation metric)."""
+        return None
+
+    @property
+    def num_test_trajectories(self) -> int:
+        """Backward trajectories per test object in the Monte-Carlo estimate of log P_θ(x)."""
+        return 10
+
+    @property
+    def num_modes(self) -> int:
+        """Size M of a known mode set (0 = none; then `mode_match` is never called)."""
+        return 0
+
+    def mode_match(self, state: State) -> jax.Array:
+        """bool[B, M]: which known modes each terminal state matches (e.g. within a radius)."""
+        raise NotImplementedError(f"{self.name} declares no modes")
+
+    @property
+    def top_k(self) -> int:
+        """k of the top-k reward metric over distinct sampled objects (0 = no such metric)."""
+        return 0
+
+    def object_key(self, state: State) -> jax.Array:
+        """int[B, ...]: identifies the terminal object of each state (for distinct top-k)."""
+        raise NotImplementedError(f"{self.name} declares no object key")
+
+    @property
+    def molecular(self) -> bool:
+        """True when terminal objects are molecules (RDKit metrics: validity, novelty, modes...)."""
+        return False
+
 
 def batch_size_of(state: State) -> int:
-    return jax.tree_util.tree_leaves(state)[0].shape[0]
+    return jax.tree.leaves(state)[0].shape[0]
 
 
 def full_actions(batch_size: int, action: int) -> jax.Array:

@@ -14,7 +14,6 @@ Observation: one-hot encoding of each coordinate, float[dim·side].
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import ClassVar
 
 import jax
@@ -57,8 +56,7 @@ class Hypergrid(Env):
     r2: float | None = None
 
     name: ClassVar[str] = "hypergrid"
-    bench_defaults: ClassVar[dict] = {"iterations": 2000, "eval_every": 250}
-    enumerable: ClassVar[bool] = True
+    bench_defaults: ClassVar[dict[str, int]] = {"iterations": 2000, "eval_every": 250}
 
     def __post_init__(self):
         check_range(self, "dim", 1, None, integer=True)
@@ -153,24 +151,11 @@ class Hypergrid(Env):
         band2 = jnp.all((a > 0.3) & (a < 0.4), axis=-1)
         return jnp.log(r0 + r1 * band1 + r2 * band2).astype(jnp.float32)
 
-    # guide of RL-G (Niu et al. (b)); additive hook, used only by gfnjax.algos.niu.RLG
-    def guide_logit_cap(self, obs: jax.Array) -> jax.Array:
-        """Upper bound on the guided forward policy's log-probabilities, float[N, num_actions].
-
-        The guided policy of RL-G (REFERENCE.md §3.6) is softmax(min(log_softmax(logits), cap)):
-        the stop action is capped at log 1e−5 at states with R(s) ≤ R0 (outside every reward
-        band), so guided trajectories terminate almost only in rewarding regions. A cap of 0
-        means "no cap" (log-probabilities are ≤ 0). Computed from observations (float[N,
-        obs_dim], the one-hot coordinates) so that it composes with `rollout.PolicyFn`.
-        """
-        n = obs.shape[0]
-        coords = jnp.argmax(obs.reshape(n, self.dim, self.side), axis=-1).astype(jnp.int32)
-        log_r = self.log_reward(HypergridState(coords=coords, done=jnp.ones((n,), bool)))
-        low = log_r <= math.log(self.reward_constants[0]) + 1e-6
-        cap = jnp.zeros((n, self.num_actions), jnp.float32)
-        return cap.at[:, self.stop_action].set(jnp.where(low, math.log(1e-5), 0.0))
-
     # enumeration
+    @property
+    def enumerable(self) -> bool:
+        return True
+
     @property
     def num_states(self) -> int:
         return self.side**self.dim
@@ -197,8 +182,19 @@ class Hypergrid(Env):
 
     terminal_index = state_index
 
-    def modes_mask(self) -> jax.Array:
-        """bool[X]: terminals in the highest reward band (R = R0 + R1 + R2)."""
+    # modes: the terminals of the highest reward band (R = R0 + R1 + R2)
+    def _mode_indices(self) -> np.ndarray:
         r0, r1, r2 = self.reward_constants
-        log_r = self.log_reward(self.enumerate_terminals())
-        return log_r >= math.log(r0 + r1 + r2) - 1e-4
+        coords = np.indices((self.side,) * self.dim).reshape(self.dim, -1).T.astype(np.float32)
+        a = np.abs(coords / np.float32(self.side - 1) - np.float32(0.5))  # float32, as log_reward
+        band1 = np.all(a > 0.25, -1)
+        top = band1 & np.all((a > 0.3) & (a < 0.4), -1) if r2 > 0 else band1
+        return np.nonzero(top)[0].astype(np.int32)
+
+    @property
+    def num_modes(self) -> int:
+        return int(self._mode_indices().shape[0])
+
+    def mode_match(self, state):
+        """bool[B, M]: the terminal is mode m (a cell of the highest reward band)."""
+        return self.terminal_index(state)[:, None] == jnp.asarray(self._mode_indices())[None, :]

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import ClassVar
 
 import jax
@@ -58,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from gfnjax import chem, graph_nets  # noqa: F401  (registers the "graph" torso)
+from gfnjax.envs import chem
 from gfnjax.envs.base import Env
 from gfnjax.utils import check_choice, check_range
 
@@ -105,7 +104,7 @@ class MolGraph(Env):
 
     name: ClassVar[str] = "molgraph"
     default_torso: ClassVar[str] = "graph"
-    bench_defaults: ClassVar[dict] = {"iterations": 600, "eval_every": 100}
+    bench_defaults: ClassVar[dict[str, int]] = {"iterations": 600, "eval_every": 100}
 
     def __post_init__(self):
         check_range(self, "max_atoms", 2, 12, integer=True)
@@ -300,16 +299,6 @@ class MolGraph(Env):
         extra = jnp.stack([state.done.astype(jnp.float32), self.num_atoms(state) / N], axis=-1)
         return jnp.concatenate([nodes, edges, extra], axis=-1)
 
-    def guide_logit_cap(self, obs: jax.Array) -> jax.Array:
-        """RL-G guide (REFERENCE.md §3.6), float[M, num_actions]: the molgraph analogue of
-        hypergrid's "stop capped at log 1e−5 where R(s) is low" without calling RDKit: stop is
-        capped at log 1e−5 while the molecule has fewer than ⌈N/2⌉ heavy atoms (QED-like scores
-        of such small molecules are low); 0 = no cap. Reads n/N, the last observation entry."""
-        n = jnp.round(obs[:, -1] * self.max_atoms)
-        small = n < math.ceil(self.max_atoms / 2)
-        cap = jnp.zeros((obs.shape[0], self.num_actions), jnp.float32)
-        return cap.at[:, self.stop_action].set(jnp.where(small, math.log(1e-5), 0.0))
-
     # --- reward -------------------------------------------------------------------------------
     def score_states(self, state) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(score float32[B], ok bool[B], log c(G) float32[B]) via one host RDKit callback."""
@@ -342,7 +331,7 @@ class MolGraph(Env):
         return self.num_elements + 1, MAX_ORDER + 1
 
     @property
-    def enumerable(self) -> bool:  # type: ignore[override]
+    def enumerable(self) -> bool:
         a, b = self._key_bases
         return self.max_atoms <= 5 and a**self.max_atoms * b**self.num_pairs < 2**31
 
@@ -388,11 +377,10 @@ class MolGraph(Env):
         # terminals are the non-empty states, in key order (the empty graph has key 0, first)
         return jnp.maximum(self.state_index(state) - 1, 0).astype(jnp.int32)
 
-    # --- metrics --------------------------------------------------------------------------------
-    def extra_metrics(self, config) -> list:
-        from gfnjax.metrics.molecules import molecule_metrics
-
-        return molecule_metrics(self, config)
+    # --- capabilities ----------------------------------------------------------------------
+    @property
+    def molecular(self) -> bool:
+        return True
 
 
 @functools.lru_cache(maxsize=8)
@@ -407,7 +395,7 @@ def _enumerate(env: MolGraph):
     @jax.jit
     def expand(state):
         mask = env.forward_mask(state)[:, : A - 1]  # stop leads to terminals (same graphs)
-        rep = jax.tree_util.tree_map(lambda x: jnp.repeat(x, A - 1, axis=0), state)
+        rep = jax.tree.map(lambda x: jnp.repeat(x, A - 1, axis=0), state)
         child = env.step(rep, jnp.tile(jnp.arange(A - 1), chunk))
         return child.atoms, child.bonds, mask.reshape(-1), env.state_key(child)
 

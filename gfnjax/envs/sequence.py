@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -206,7 +206,7 @@ class SequenceEnv(Env):
 
     # enumeration ------------------------------------------------------------------------------
     @property
-    def enumerable(self) -> bool:  # type: ignore[override]
+    def enumerable(self) -> bool:
         L, V = self.seq_length, self.vocab_size
         total = (V + 1) ** L if self.moves == "any_position" else sum(V**i for i in range(L + 1))
         return total <= MAX_ENUMERABLE
@@ -274,12 +274,13 @@ class SequenceEnv(Env):
         code = jnp.sum(jnp.maximum(state.tokens, 0) * weights, axis=-1)
         return (offsets[jnp.clip(state.length, 0, L)] + code).astype(jnp.int32)
 
-    # metrics hooks (subclasses) ------------------------------------------------------------
-    def extra_metrics(self, config) -> list[Any]:
-        """Correlation on the test set, modes found, top-k reward (gfnjax.metrics.sequence)."""
-        from gfnjax.metrics.sequence import sequence_metrics
+    # metric capabilities -------------------------------------------------------------------
+    @property
+    def top_k(self) -> int:
+        return 100
 
-        return sequence_metrics(self, config)
+    def object_key(self, state):
+        return state.tokens
 
 
 class SequenceReward:
@@ -327,7 +328,7 @@ class AutoregressiveSequence(SequenceEnv):
     name: ClassVar[str] = "sequence"
     moves: ClassVar[str] = "append"
     default_torso: ClassVar[str] = "transformer"
-    bench_defaults: ClassVar[dict] = {"iterations": 2000, "eval_every": 250}
+    bench_defaults: ClassVar[dict[str, int]] = {"iterations": 2000, "eval_every": 250}
 
     def __post_init__(self):
         check_range(self, "seq_length", 1, None, integer=True)

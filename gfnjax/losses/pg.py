@@ -15,12 +15,9 @@ None of these functions needs anything else from gfnjax (the notebook use case).
 
 from __future__ import annotations
 
-from typing import Callable
-
 import chex
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
 
 sg = jax.lax.stop_gradient
 
@@ -109,47 +106,83 @@ def normalize(advantages: jax.Array, mask: jax.Array) -> jax.Array:
     return centred / jnp.sqrt(var + 1e-8)
 
 
-def pg_surrogate(log_pf: jax.Array, advantages: jax.Array, mask: jax.Array) -> jax.Array:
+def _per_trajectory(per_step: jax.Array, mask: jax.Array, reduce: str) -> jax.Array:
+    """Σ_t over valid steps, then the batch mean (reduce="mean") or float[B] (reduce="none")."""
+    per_traj = jnp.where(mask, per_step, 0.0).sum(-1)
+    if reduce == "mean":
+        return jnp.mean(per_traj)
+    if reduce == "none":
+        return per_traj
+    raise ValueError(f"reduce must be 'mean' or 'none', got {reduce!r}")
+
+
+def pg_surrogate(
+    log_pf: jax.Array, advantages: jax.Array, mask: jax.Array, reduce: str = "mean"
+) -> jax.Array:
     """REINFORCE surrogate loss −(1/B) Σ_b Σ_t log P_F(a_t|s_t)·sg(A_t).
 
     Its gradient is −(1/B) Σ_b Σ_t A_t ∇log P_F: minus the ELBO gradient estimate for A = G(τ)
-    (VPG), RTG_t, RTG_t − V(s_t) or GAE(λ) advantages.
-    Args: log_pf, advantages: float[B, T]; mask: bool[B, T].
+    (VPG), RTG_t, RTG_t − V(s_t) or GAE(λ) advantages. With `log_pf` replaced by backward
+    log-probabilities it is the REINFORCE loss of a backward policy (RL-B, RL-G).
+    Args: log_pf, advantages: float[B, T]; mask: bool[B, T]; reduce: "mean" | "none" (float[B]).
     """
     _check(log_pf, advantages, mask)
-    return -jnp.mean(jnp.where(mask, log_pf * sg(advantages), 0.0).sum(-1))
+    return _per_trajectory(-log_pf * sg(advantages), mask, reduce)
 
 
-# --- Niu et al. (b): costs with a learned log Z ------------------------------------------------
+def value_regression(
+    values: jax.Array, targets: jax.Array, mask: jax.Array, reduce: str = "transitions"
+) -> jax.Array:
+    """Squared error of a value net against fixed targets: (V(s_t) − sg(y_t))².
+
+    reduce: "transitions" (mean over valid steps of the batch, default), "trajectories"
+    (Σ_t per trajectory, mean over trajectories: Niu et al.'s normalisation) or "none" (float[B, T]).
+    Args: values, targets: float[B, T]; mask: bool[B, T].
+    """
+    _check(values, targets, mask)
+    sq = jnp.where(mask, values - sg(targets), 0.0) ** 2
+    if reduce == "transitions":
+        return sq.sum() / jnp.maximum(mask.sum(), 1)
+    if reduce == "trajectories":
+        return jnp.mean(sq.sum(-1))
+    if reduce == "none":
+        return sq
+    raise ValueError(f"reduce must be 'transitions', 'trajectories' or 'none', got {reduce!r}")
+
+
+# --- Niu et al. 2024: costs with a learned log Z ----------------------------------------------
 
 
 def niu_costs(
     log_pf: jax.Array, log_pb: jax.Array, log_reward: jax.Array, log_z: jax.Array,
-    mask: jax.Array, done: jax.Array,
+    mask: jax.Array, done: jax.Array, log_reward_min: float | None = None,
 ) -> jax.Array:
-    """Per-step costs of Niu et al. (b), float[B, T] (no gradient), 0 where ~mask:
+    """Per-step costs of Niu et al. 2024, float[B, T] (no gradient), 0 where ~mask:
 
         c_t = log P_F(a_t|s_t) − log P_B(s_t|s_{t+1}),
-        c_T = log P_F(stop|x) − (log R(x) − log Z)       (terminating transition, P_B = 1),
-    so Σ_t c_t = log Z − G(τ), and the reward −c_t equals g_t except for log Z at the end.
+        c_T = log P_F(a_T|s_T) − log P_B(s_T|x) − (log R(x) − log Z)    (terminating transition),
+    so Σ_t c_t = log Z − G(τ): the reward −c_t equals g_t except for log Z at the end. With an
+    explicit stop action log P_B(s_T|x) = 0. `log_reward_min` clamps log R from below (their
+    code uses −12 on sequence tasks); None = no clamp.
     """
     _check(log_pf, log_pb, mask, done)
+    if log_reward_min is not None:
+        log_reward = jnp.maximum(log_reward, log_reward_min)
     c = log_pf - log_pb - jnp.where(done, log_reward[:, None] - log_z, 0.0)
     return sg(jnp.where(mask, c, 0.0))
 
 
-def niu_log_z_update(
-    log_z: jax.Array, costs: jax.Array, mask: jax.Array, lr: float | jax.Array
-) -> jax.Array:
-    """log Z ← log Z − η_Z·mean_b Σ_t c_t = (1 − η_Z)·log Z + η_Z·mean_b G(τ_b).
+def niu_log_z_gradient(costs: jax.Array, mask: jax.Array) -> jax.Array:
+    """∂/∂log Z of Niu et al.'s log-Z objective: mean_b Σ_t c_t = log Z − mean_b G(τ_b), float[].
 
-    Its fixed point in expectation is E[G] = the ELBO of the current policy (η_Z = 0.1 in (b)).
+    Stepped by Adam (their code: lr 0.1), its fixed point in expectation is log Z = E[G], the
+    ELBO of the current policy, where log Z acts as a constant baseline of the costs.
     """
     _check(costs, mask)
-    return log_z - lr * jnp.mean(jnp.where(mask, costs, 0.0).sum(-1))
+    return jnp.mean(jnp.where(mask, costs, 0.0).sum(-1))
 
 
-# --- Ent-PPO (a) -------------------------------------------------------------------------------
+# --- Ent-PPO (Zykova-Myzina et al. 2026) and TRPO -----------------------------------------------
 
 
 def categorical_kl(log_p: jax.Array, log_q: jax.Array, valid: jax.Array) -> jax.Array:
@@ -161,9 +194,9 @@ def categorical_kl(log_p: jax.Array, log_q: jax.Array, valid: jax.Array) -> jax.
 def ppo_surrogate(
     log_probs: jax.Array, log_probs_old: jax.Array, actions: jax.Array, advantages: jax.Array,
     forward_mask: jax.Array, mask: jax.Array, clip_eps: float | jax.Array = 0.2,
-    kl_coef: float | jax.Array = 1.0,
+    kl_coef: float | jax.Array = 1.0, reduce: str = "mean",
 ) -> tuple[jax.Array, dict]:
-    """Ent-PPO loss (a), to minimise: minus
+    """Ent-PPO loss, to minimise: minus
 
         (1/B) Σ_b Σ_t [ min(ρ_t A_t, clip(ρ_t, 1−ε, 1+ε) A_t) − A_t − β·KL(π_θ(·|s_t) ‖ π_old(·|s_t)) ],
 
@@ -175,8 +208,8 @@ def ppo_surrogate(
     Args:
       log_probs, log_probs_old: float[B, T, A] masked log π_θ(·|s_t), log π_old(·|s_t);
       actions: int[B, T]; advantages: float[B, T] (computed under π_old); forward_mask:
-      bool[B, T, A]; mask: bool[B, T]; clip_eps: ε; kl_coef: β.
-    Returns: (loss, info with mean KL, clip fraction, objective).
+      bool[B, T, A]; mask: bool[B, T]; clip_eps: ε; kl_coef: β; reduce: "mean" | "none".
+    Returns: (loss float[] or float[B], info with the mean KL per step and the clip fraction).
     """
     _check(advantages, mask)
     chex.assert_equal_shape([log_probs, log_probs_old, forward_mask])
@@ -187,93 +220,34 @@ def ppo_surrogate(
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
     surr = jnp.minimum(ratio * adv, clipped * adv) - adv
     kl = categorical_kl(log_probs, log_probs_old, forward_mask)
-    per_step = jnp.where(mask, surr - kl_coef * kl, 0.0)
-    objective = jnp.mean(per_step.sum(-1))
+    loss = _per_trajectory(-(surr - kl_coef * kl), mask, reduce)
     n = jnp.maximum(mask.sum(), 1)
     info = {
-        "ppo_objective": objective,
         "kl": jnp.where(mask, kl, 0.0).sum() / n,
         "clip_fraction": jnp.where(mask, jnp.abs(ratio - 1.0) > clip_eps, False).sum() / n,
     }
-    return -objective, info
+    return loss, info
 
 
-# --- TRPO (Schulman et al. 2015; RL-T of (b)) --------------------------------------------------
-
-
-def conjugate_gradient(
-    matvec: Callable[[jax.Array], jax.Array], b: jax.Array, iters: int = 10,
-    tol: float = 1e-10,
+def importance_surrogate(
+    log_pf: jax.Array, log_pf_old: jax.Array, advantages: jax.Array, mask: jax.Array,
+    reduce: str = "mean",
 ) -> jax.Array:
-    """Approximately solve H x = b for symmetric positive-definite H given x ↦ Hx (fixed iters)."""
-
-    def body(_, carry):
-        x, r, p, rr = carry
-        hp = matvec(p)
-        live = rr > tol
-        alpha = jnp.where(live, rr / jnp.maximum(jnp.vdot(p, hp), 1e-30), 0.0)
-        x = x + alpha * p
-        r = r - alpha * hp
-        rr_new = jnp.vdot(r, r)
-        beta = jnp.where(live, rr_new / jnp.maximum(rr, 1e-30), 0.0)
-        return x, r, r + beta * p, jnp.where(live, rr_new, rr)
-
-    x0 = jnp.zeros_like(b)
-    x, *_ = jax.lax.fori_loop(0, iters, body, (x0, b, b, jnp.vdot(b, b)))
-    return x
+    """TRPO's surrogate loss −(1/B) Σ_b Σ_t ρ_t·sg(A_t), ρ_t = exp(log π_θ − sg log π_old)
+    (Schulman et al. 2015); 0 improvement at θ = θ_old, where its gradient is the PG gradient.
+    Args: log_pf, log_pf_old, advantages: float[B, T]; mask: bool[B, T]."""
+    _check(log_pf, log_pf_old, advantages, mask)
+    ratio = jnp.exp(log_pf - sg(log_pf_old))
+    return _per_trajectory(-ratio * sg(advantages), mask, reduce)
 
 
-def trpo_step(
-    loss_fn: Callable, kl_fn: Callable, params, max_kl: float | jax.Array = 0.01,
-    cg_iters: int = 10, damping: float | jax.Array = 0.1, backtrack_iters: int = 10,
-    backtrack_ratio: float = 0.8,
-):
-    """One trust-region step: minimise loss_fn subject to kl_fn ≤ δ (Schulman et al. 2015).
-
-    s = −(H + damping·I)⁻¹ ∇L by `cg_iters` conjugate-gradient iterations on the Hessian-vector
-    product of the KL (forward-over-reverse autodiff), scaled to the trust-region boundary
-    β = sqrt(2δ / sᵀHs); then backtracking θ + ratio^k·β·s, k = 0..backtrack_iters−1, accepting
-    the first candidate with KL ≤ δ and a lower loss. If none is accepted, params are unchanged,
-    so the returned step always satisfies KL ≤ δ.
-
-    Args:
-      loss_fn(params) -> float[] surrogate loss (e.g. −mean Σ ρ_t A_t);
-      kl_fn(params) -> float[] mean KL(π_old ‖ π_params) (0 with zero gradient at `params`);
-      params: any pytree; max_kl: δ (0.01 in (b)).
-    Returns: (new params, info dict with kl, improvement, accepted, step_fraction).
+def trajectory_kl(
+    log_probs_old: jax.Array, log_probs: jax.Array, forward_mask: jax.Array, mask: jax.Array,
+    reduce: str = "mean",
+) -> jax.Array:
+    """(1/B) Σ_b Σ_t KL(π_old(·|s_t) ‖ π_θ(·|s_t)): the per-trajectory KL that Niu et al.'s and
+    the Ent-PPO authors' TRPO bound by δ (a per-step mean would allow ~T̄ times larger steps).
+    Args: log_probs_old, log_probs: float[B, T, A]; forward_mask: bool[B, T, A]; mask: bool[B, T].
     """
-    flat, unravel = ravel_pytree(params)
-    f_loss = lambda x: loss_fn(unravel(x))
-    f_kl = lambda x: kl_fn(unravel(x))
-    loss0, grad = jax.value_and_grad(f_loss)(flat)
-    grad_kl = jax.grad(f_kl)
-
-    def hvp(v):
-        return jax.jvp(grad_kl, (flat,), (v,))[1] + damping * v
-
-    step = conjugate_gradient(hvp, -grad, cg_iters)
-    shs = jnp.vdot(step, hvp(step))
-    full = step * jnp.sqrt(2.0 * max_kl / jnp.maximum(shs, 1e-12))
-
-    def cond(carry):
-        k, accepted, *_ = carry
-        return (k < backtrack_iters) & ~accepted
-
-    def body(carry):
-        k, _, _, _, _ = carry
-        frac = backtrack_ratio ** k.astype(flat.dtype)
-        cand = flat + frac * full
-        loss_c, kl_c = f_loss(cand), f_kl(cand)
-        ok = (kl_c <= max_kl) & (loss_c < loss0) & jnp.isfinite(loss_c)
-        return k + 1, ok, frac, loss_c, kl_c
-
-    init = (jnp.int32(0), jnp.asarray(False), jnp.zeros((), flat.dtype), loss0, jnp.zeros((), flat.dtype))
-    _, accepted, frac, loss_new, kl_new = jax.lax.while_loop(cond, body, init)
-    new = jnp.where(accepted, flat + frac * full, flat)
-    info = {
-        "kl": jnp.where(accepted, kl_new, 0.0),
-        "improvement": jnp.where(accepted, loss0 - loss_new, 0.0),
-        "accepted": accepted.astype(jnp.float32),
-        "step_fraction": jnp.where(accepted, frac, 0.0),
-    }
-    return unravel(new), info
+    kl = categorical_kl(sg(log_probs_old), log_probs, forward_mask)
+    return _per_trajectory(kl, mask, reduce)

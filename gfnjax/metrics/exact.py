@@ -36,7 +36,7 @@ def build_dag(env: Env) -> DAG:
 
     @jax.jit
     def build(states, terminals):
-        S = jax.tree_util.tree_leaves(states)[0].shape[0]
+        S = jax.tree.leaves(states)[0].shape[0]
         fmask = env.forward_mask(states)
 
         def child_of(a):

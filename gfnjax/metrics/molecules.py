@@ -1,4 +1,4 @@
-"""Molecule metrics for `molgraph`, evaluated inside the jitted training loop (REFERENCE.md §4–5).
+"""Molecule metrics for `molgraph`, evaluated inside the jitted training loop (docs/methods.md §4–5).
 
 RDKit work (canonical SMILES, score, Morgan fingerprint) happens in one `jax.pure_callback` per
 batch (`chem.describe_graphs`, cached by SMILES); everything else is jnp, so the metric carries
@@ -31,7 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gfnjax import chem
+from gfnjax.envs import chem
+from gfnjax.envs.molgraph import state_from_smiles
+from gfnjax.metrics.base import Metric
+from gfnjax.metrics.stats import pearson, spearman
 from gfnjax.rollout import evaluate, sample_backward, sample_forward
 from gfnjax.utils import logmeanexp
 
@@ -90,17 +93,6 @@ def merge_top_k(top_score, top_hash, ok, score, hash_):
     return top, h[idx]
 
 
-def pearson(x: jax.Array, y: jax.Array) -> jax.Array:
-    x = x - x.mean()
-    y = y - y.mean()
-    return (x * y).sum() / jnp.sqrt(jnp.maximum((x * x).sum() * (y * y).sum(), 1e-30))
-
-
-def spearman(x: jax.Array, y: jax.Array) -> jax.Array:
-    rank = lambda v: jnp.argsort(jnp.argsort(v)).astype(jnp.float32)
-    return pearson(rank(x), rank(y))
-
-
 def test_set_smiles(env) -> tuple[str, ...]:
     """The fixed held-out test set: env.test_size reference molecules in a seeded order."""
     ref = list(chem.reference_molecules(env.elements, env.max_atoms))
@@ -108,12 +100,10 @@ def test_set_smiles(env) -> tuple[str, ...]:
     return tuple(ref[i] for i in order[: env.test_size])
 
 
-class MoleculeMetrics:
+class MoleculeMetrics(Metric):
     """Modes, top-k, validity/uniqueness/novelty and test-set correlation; see module docstring."""
 
     def __init__(self, env, eval_batch_size: int):
-        from gfnjax.envs.molgraph import state_from_smiles
-
         self.env = env
         self.eval_batch_size = eval_batch_size
         self.test_smiles = test_set_smiles(env)
@@ -121,7 +111,7 @@ class MoleculeMetrics:
         self.test_log_reward = None
         if len(self.test_smiles) >= 3:
             st = state_from_smiles(env, self.test_smiles)
-            self.test_state = jax.tree_util.tree_map(np.asarray, st)
+            self.test_state = jax.tree.map(np.asarray, st)
             self.test_log_reward = np.asarray(env.log_reward(st))  # host, once
 
     def init(self):
@@ -134,7 +124,7 @@ class MoleculeMetrics:
         )
 
     def update(self, carry, info):
-        x = info["terminals"]
+        x = info.terminals
         ok, score, hash_, fp, _ = describe(self.env, x)
         modes, num = add_modes(carry["modes"], carry["num_modes"], ok, score, fp, self.env.mode_threshold)
         top_score, top_hash = merge_top_k(carry["top_score"], carry["top_hash"], ok, score, hash_)
@@ -142,7 +132,7 @@ class MoleculeMetrics:
 
     def correlation(self, policy, key):
         env, M = self.env, self.env.mc_samples
-        x = jax.tree_util.tree_map(lambda a: jnp.repeat(jnp.asarray(a), M, axis=0), self.test_state)
+        x = jax.tree.map(lambda a: jnp.repeat(jnp.asarray(a), M, axis=0), self.test_state)
         uniform_pb = policy(jnp.zeros((1, env.obs_dim), jnp.float32))[1] is None
         if uniform_pb:
             # P_B needs no network: sample with dummy logits, then one batched P_F pass
@@ -182,11 +172,6 @@ class MoleculeMetrics:
         if self.test_state is not None:
             out.update(self.correlation(policy, k_b))
         return out
-
-
-def molecule_metrics(env, config) -> list:
-    """The molgraph `extra_metrics` hook (see gfnjax.metrics.default_metrics)."""
-    return [MoleculeMetrics(env, config.eval_batch_size)]
 
 
 def top_samples(env, policy, key, num_samples: int = 256, n: int = 16):

@@ -1,4 +1,4 @@
-"""Metrics of the sequence benchmarks (REFERENCE.md §5), all evaluated inside the jitted loop.
+"""Test-set correlation, modes found and top-k reward (docs/methods.md §5), inside the jitted loop.
 
 * `TestSetCorrelation`: Pearson and Spearman correlation between log R(x) and the Monte-Carlo
   estimate of the model's log-probability on a fixed test set,
@@ -10,9 +10,8 @@
 * `TopKReward`: mean reward (and mean log-reward) of the k best distinct terminal objects sampled
   so far in training, carried as a running top-k.
 
-`sequence_metrics(env, config)` builds them for an environment exposing `test_set()`,
-`num_test_trajectories`, optionally `mode_match(state) -> bool[B, M]` with `num_modes`, and
-`top_k`; sequence environments return it from their `extra_metrics` hook.
+`gfnjax.metrics.default_metrics` adds each one when the environment declares the capability it
+needs (`test_set()`, `num_modes`/`mode_match`, `top_k`/`object_key`; gfnjax.envs.base).
 """
 
 from __future__ import annotations
@@ -24,6 +23,8 @@ import jax
 import jax.numpy as jnp
 
 from gfnjax.envs.base import Env
+from gfnjax.metrics.base import Metric
+from gfnjax.metrics.stats import pearson, rankdata
 from gfnjax.rollout import PolicyFn, sample_backward
 from gfnjax.utils import logmeanexp
 
@@ -32,27 +33,6 @@ CHUNK_BUDGET = 1 << 22
 
 
 # --- correlation ---------------------------------------------------------------------------------
-def rankdata(x: jax.Array) -> jax.Array:
-    """float32[N] ranks of x (0-based), ties get their average rank (as scipy.stats.rankdata − 1)."""
-    s = jnp.sort(x)
-    lo = jnp.searchsorted(s, x, side="left")
-    hi = jnp.searchsorted(s, x, side="right")
-    return 0.5 * (lo + hi - 1).astype(jnp.float32)
-
-
-def pearson(x: jax.Array, y: jax.Array) -> jax.Array:
-    """Pearson correlation of float[N] vectors; 0 when either is constant."""
-    x = x - x.mean()
-    y = y - y.mean()
-    den = jnp.sqrt(jnp.sum(x * x) * jnp.sum(y * y))
-    return jnp.where(den > 0, jnp.sum(x * y) / jnp.where(den > 0, den, 1.0), 0.0)
-
-
-def spearman(x: jax.Array, y: jax.Array) -> jax.Array:
-    """Spearman rank correlation (Pearson of average ranks, ties handled)."""
-    return pearson(rankdata(x), rankdata(y))
-
-
 def default_chunk_size(env: Env, total: int) -> int:
     width = max(env.num_actions, env.obs_dim, 256)
     return int(max(1, min(total, CHUNK_BUDGET // ((env.max_steps + 1) * width))))
@@ -67,14 +47,14 @@ def estimate_log_prob(
     The N·X trajectories are processed in chunks (`lax.map`) to bound memory: one chunk is a
     single `sample_backward` call whose network pass covers chunk·(T+1) states.
     """
-    X = jax.tree_util.tree_leaves(terminals)[0].shape[0]
+    X = jax.tree.leaves(terminals)[0].shape[0]
     N = num_trajectories
     total = N * X
     chunk = chunk_size or default_chunk_size(env, total)
     n_chunks = math.ceil(total / chunk)
     # row r of the flat [N·X] batch is terminal r % X; padding rows repeat early terminals
     rows = jnp.arange(n_chunks * chunk) % X
-    batch = jax.tree_util.tree_map(lambda a: a[rows].reshape((n_chunks, chunk) + a.shape[1:]), terminals)
+    batch = jax.tree.map(lambda a: a[rows].reshape((n_chunks, chunk) + a.shape[1:]), terminals)
     keys = jax.random.split(key, n_chunks)
 
     def one(args):
@@ -86,7 +66,7 @@ def estimate_log_prob(
     return logmeanexp(log_w, axis=0)
 
 
-class TestSetCorrelation:
+class TestSetCorrelation(Metric):
     """Pearson / Spearman correlation of log P_θ(x) (N backward trajectories) with log R(x)."""
 
     __test__ = False  # not a pytest class
@@ -100,12 +80,6 @@ class TestSetCorrelation:
         # ranks of the fixed log R once, outside the loop (XLA would constant-fold the sort slowly)
         self.reward_ranks = jax.jit(rankdata)(self.log_reward)
 
-    def init(self):
-        return ()
-
-    def update(self, carry, info):
-        return carry
-
     def compute(self, carry, algo, state, key):
         log_p = estimate_log_prob(self.env, key, self.test_states, algo.policy_fn(state),
                                   self.num_trajectories, self.chunk_size)
@@ -117,7 +91,7 @@ class TestSetCorrelation:
 
 
 # --- modes and top-k -------------------------------------------------------------------------------
-class ModesFound:
+class ModesFound(Metric):
     """Cumulative number of modes matched by at least one training sample."""
 
     def __init__(self, match_fn: Callable[[Any], jax.Array], num_modes: int):
@@ -128,13 +102,13 @@ class ModesFound:
         return jnp.zeros((self.num_modes,), bool)
 
     def update(self, carry, info):
-        return carry | jnp.any(self.match_fn(info["terminals"]), axis=0)
+        return carry | jnp.any(self.match_fn(info.terminals), axis=0)
 
     def compute(self, carry, algo, state, key):
         return {"modes": carry.sum().astype(jnp.float32)}
 
 
-class TopKReward:
+class TopKReward(Metric):
     """Running top-k of distinct terminal objects sampled in training (identified by `key_fn`).
 
     top_k_reward = (1/k) Σ R over the k best (objects not yet seen count as R = 0);
@@ -144,7 +118,7 @@ class TopKReward:
     def __init__(self, env: Env, k: int, key_fn: Callable[[Any], jax.Array] | None = None):
         self.env = env
         self.k = k
-        self.key_fn = key_fn or (lambda s: s.tokens)
+        self.key_fn = key_fn or env.object_key
         probe = self.key_fn(env.reset(1))
         self.key_shape = probe.shape[1:]
         self.key_dtype = probe.dtype
@@ -155,8 +129,8 @@ class TopKReward:
 
     def update(self, carry, info):
         best, keys = carry
-        x = info["terminals"]
-        log_r = jnp.concatenate([best, self.env.log_reward(x).astype(jnp.float32)])
+        x = info.terminals
+        log_r = jnp.concatenate([best, info.log_reward.astype(jnp.float32)])
         ids = jnp.concatenate([keys, self.key_fn(x).astype(self.key_dtype)])
         flat = ids.reshape(ids.shape[0], -1)
         same = jnp.all(flat[:, None, :] == flat[None, :, :], axis=-1)
@@ -179,18 +153,4 @@ class TopKReward:
         }
 
 
-def sequence_metrics(env: Env, config: Any = None) -> list[Any]:
-    """Correlation on `env.test_set()`, modes found (if the env defines modes), top-k reward."""
-    metrics: list[Any] = [
-        TestSetCorrelation(env, env.test_set(), getattr(env, "num_test_trajectories", 10)),
-        TopKReward(env, getattr(env, "top_k", 100)),
-    ]
-    if hasattr(env, "mode_match"):
-        metrics.append(ModesFound(env.mode_match, env.num_modes))
-    return metrics
-
-
-__all__ = [
-    "ModesFound", "TestSetCorrelation", "TopKReward", "estimate_log_prob", "pearson", "rankdata",
-    "sequence_metrics", "spearman",
-]
+__all__ = ["ModesFound", "TestSetCorrelation", "TopKReward", "estimate_log_prob"]

@@ -1,4 +1,4 @@
-"""Message-passing torso for graph observations (registered as the "graph" torso).
+"""Message-passing torso for graph observations (the "graph" torso).
 
 The environment's flat observation is reshaped with its static `graph_layout` = (N nodes, F node
 features, E edge channels, X extra features): obs = [nodes N·F | edges N·N·E | extra X].
@@ -21,8 +21,6 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
-
-from gfnjax.nets import register_torso
 
 
 class GraphTorso(nn.Module):
@@ -61,11 +59,12 @@ class GraphTorso(nn.Module):
 
 
 def make_graph_torso(hidden: Sequence[int], env=None) -> GraphTorso:
-    layout = getattr(env, "graph_layout", None)
+    layout = None if env is None else env.graph_layout
     if layout is None:
-        raise ValueError(f"the 'graph' torso needs an environment with a graph_layout; got {env!r}")
+        raise ValueError(
+            "the 'graph' torso needs an environment that declares `graph_layout` (molgraph does); "
+            f"got {type(env).__name__}"
+        )
     N, F, E, X = layout
     return GraphTorso(num_nodes=N, node_dim=F, edge_dim=E, extra_dim=X, hidden=tuple(hidden))
 
-
-register_torso("graph", make_graph_torso)

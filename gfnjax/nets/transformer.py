@@ -1,4 +1,4 @@
-"""A small transformer encoder torso for sequence environments (registered as "transformer").
+"""A small transformer encoder torso for sequence environments (the "transformer" torso).
 
 The observation float[..., L·F] is reshaped with the environment's static `token_shape = (L, F)`
 into L tokens of F features; each token is embedded by a Dense layer plus a learned positional
@@ -14,8 +14,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
-
-from gfnjax.nets import register_torso
 
 
 class EncoderBlock(nn.Module):
@@ -56,15 +54,13 @@ class TransformerTorso(nn.Module):
 
 def make_transformer_torso(hidden: Sequence[int], env=None, **kwargs) -> TransformerTorso:
     """Torso factory for `gfnjax.nets.make_torso`; needs an env with a static `token_shape`."""
-    token_shape = getattr(env, "token_shape", None)
+    token_shape = None if env is None else env.token_shape
     if token_shape is None:
         raise ValueError(
-            "the 'transformer' torso needs a sequence environment with a `token_shape` attribute; "
-            f"got {type(env).__name__}"
+            "the 'transformer' torso needs an environment that declares `token_shape` (sequence "
+            f"environments do); got {type(env).__name__}"
         )
     return TransformerTorso(token_shape=tuple(token_shape), hidden=tuple(hidden), **kwargs)
 
-
-register_torso("transformer", make_transformer_torso)
 
 __all__ = ["EncoderBlock", "TransformerTorso", "make_transformer_torso"]

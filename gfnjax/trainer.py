@@ -2,6 +2,10 @@
 
     train(key, hparams) = scan over evaluations of (scan of `eval_every` algo.update; metrics)
 
+The loop reads an update's typed `StepInfo` (trajectory and transition counts, terminal states
+for the metrics, diagnostics) and flags divergence: a non-finite diagnostic or parameter sets
+`Carry.diverged_at` and the `diverged` curve, which the harness reports as a failed run.
+
 The whole run is one jitted program; `train_seeds` vmaps it over keys (and optionally over a
 hyperparameter grid). `Trainer.run` runs a chunk of evaluation periods from a carry so the
 harness can print progress between chunks; `train` is exactly `init` + `run` over every period,
@@ -22,7 +26,11 @@ from gfnjax.metrics import MetricsConfig, default_metrics
 
 
 class Carry(struct.PyTreeNode):
-    """Loop state: the algorithm's train state, the PRNG key, counters and metric carries."""
+    """Loop state: the algorithm's train state, the PRNG key, counters and metric carries.
+
+    diverged_at: int32[] the first iteration whose update produced a non-finite loss or
+    diagnostic, or whose period ended with non-finite parameters; −1 while the run is healthy.
+    """
 
     state: TrainState
     key: jax.Array
@@ -30,11 +38,22 @@ class Carry(struct.PyTreeNode):
     trajectories: jax.Array  # float32[] (float: no int32 overflow in long runs)
     transitions: jax.Array  # float32[]
     metric_carry: Any
+    diverged_at: jax.Array  # int32[]
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Trainer:
-    """Binds an algorithm, the evaluation schedule and the metrics into pure functions."""
+    """Binds an algorithm, the evaluation schedule and the metrics into pure functions.
+
+    Evaluations happen before training and after every `eval_every` iterations; when
+    `num_iterations` is not a multiple of `eval_every`, the last period is shorter.
+    """
 
     algo: Algorithm
     num_iterations: int
@@ -43,7 +62,16 @@ class Trainer:
 
     @property
     def num_evals(self) -> int:
-        return self.num_iterations // self.eval_every
+        return -(-self.num_iterations // self.eval_every)
+
+    @property
+    def last_period(self) -> int:
+        """Length of the last period (eval_every unless num_iterations is not a multiple)."""
+        return self.num_iterations - (self.num_evals - 1) * self.eval_every
+
+    def period_length(self, index: int) -> int:
+        """Iterations in period `index` (0-based)."""
+        return self.last_period if index == self.num_evals - 1 else self.eval_every
 
     def init(self, key: jax.Array, hparams: dict | None = None) -> Carry:
         k_init, k_loop = jax.random.split(key)
@@ -54,22 +82,24 @@ class Trainer:
             trajectories=jnp.zeros((), jnp.float32),
             transitions=jnp.zeros((), jnp.float32),
             metric_carry=tuple(m.init() for m in self.metrics),
+            diverged_at=jnp.full((), -1, jnp.int32),
         )
 
     def step(self, carry: Carry, _=None) -> tuple[Carry, dict]:
         key, k_update = jax.random.split(carry.key)
         state, info = self.algo.update(carry.state, k_update)
         mc = tuple(m.update(c, info) for m, c in zip(self.metrics, carry.metric_carry))
+        bad = ~_all_finite(info.scalars)
         carry = Carry(
             state=state,
             key=key,
             iteration=carry.iteration + 1,
-            trajectories=carry.trajectories + info["num_trajectories"].astype(jnp.float32),
-            transitions=carry.transitions + info["num_transitions"].astype(jnp.float32),
+            trajectories=carry.trajectories + info.num_trajectories.astype(jnp.float32),
+            transitions=carry.transitions + info.num_transitions.astype(jnp.float32),
             metric_carry=mc,
+            diverged_at=jnp.where((carry.diverged_at < 0) & bad, carry.iteration + 1, carry.diverged_at),
         )
-        scalars = {k: v for k, v in info.items() if k != "terminals" and jnp.ndim(v) == 0}
-        return carry, scalars
+        return carry, info.scalars
 
     def evaluate(self, carry: Carry) -> tuple[Carry, dict]:
         key, k_eval = jax.random.split(carry.key)
@@ -80,26 +110,40 @@ class Trainer:
         }
         keys = jax.random.split(k_eval, max(len(self.metrics), 1))
         for m, c, k in zip(self.metrics, carry.metric_carry, keys):
-            out.update({name: jnp.asarray(v, jnp.float32) for name, v in m.compute(c, self.algo, carry.state, k).items()})
-        return carry.replace(key=key), out
+            values = m.compute(c, self.algo, carry.state, k)
+            out.update({name: jnp.asarray(v, jnp.float32) for name, v in values.items()})
+        bad = ~_all_finite(carry.state.params)
+        diverged_at = jnp.where((carry.diverged_at < 0) & bad, carry.iteration, carry.diverged_at)
+        out["diverged"] = (diverged_at >= 0).astype(jnp.float32)
+        return carry.replace(key=key, diverged_at=diverged_at), out
 
-    def period(self, carry: Carry, _=None) -> tuple[Carry, dict]:
-        carry, info = jax.lax.scan(self.step, carry, None, length=self.eval_every)
+    def period(self, carry: Carry, _=None, length: int | None = None) -> tuple[Carry, dict]:
+        """`length` (default eval_every) updates, then one evaluation."""
+        carry, info = jax.lax.scan(self.step, carry, None, length=length or self.eval_every)
         carry, out = self.evaluate(carry)
-        out.update({f"train_{k}": v.mean() for k, v in info.items() if k not in ("num_trajectories", "num_transitions")})
+        out.update({f"train_{k}": v.mean() for k, v in info.items()})
         return carry, out
 
-    def run(self, carry: Carry, num_periods: int) -> tuple[Carry, dict]:
-        """`num_periods` evaluation periods from `carry`; curves have a leading [num_periods] axis."""
-        return jax.lax.scan(self.period, carry, None, length=num_periods)
+    def run(self, carry: Carry, num_periods: int, length: int | None = None) -> tuple[Carry, dict]:
+        """`num_periods` periods of `length` iterations (default eval_every) from `carry`;
+        curves have a leading [num_periods] axis."""
+        return jax.lax.scan(lambda c, _: self.period(c, length=length), carry, None, length=num_periods)
 
     def train(self, key: jax.Array, hparams: dict | None = None) -> tuple[Carry, dict]:
         """The whole run: curves float32[num_evals + 1] (the first point is before training)."""
         carry = self.init(key, hparams)
         carry, first = self.evaluate(carry)
-        carry, curves = self.run(carry, self.num_evals)
+        pieces = []
+        full = self.num_evals - (1 if self.last_period != self.eval_every else 0)
+        if full:
+            carry, curves = self.run(carry, full)
+            pieces.append(curves)
+        if self.last_period != self.eval_every:
+            carry, curves = self.run(carry, 1, self.last_period)
+            pieces.append(curves)
+        curves = {k: jnp.concatenate([p[k] for p in pieces]) for k in pieces[0]}
         curves = {
-            k: jnp.concatenate([jnp.asarray(first[k])[None], v]) if k in first else jnp.concatenate([jnp.full((1,), jnp.nan), v])
+            k: jnp.concatenate([jnp.asarray(first[k])[None] if k in first else jnp.full((1,), jnp.nan), v])
             for k, v in curves.items()
         }
         return carry, curves
@@ -113,15 +157,12 @@ def make_trainer(
     metrics_config: MetricsConfig | None = None,
 ) -> Trainer:
     """Validate the schedule and build the metrics once (outside jit)."""
-    if not isinstance(num_iterations, int) or num_iterations < 1:
+    if isinstance(num_iterations, bool) or not isinstance(num_iterations, int) or num_iterations < 1:
         raise ValueError(f"num_iterations must be an integer ≥ 1, got {num_iterations!r}")
-    eval_every = eval_every or num_iterations
-    if not isinstance(eval_every, int) or not 1 <= eval_every <= num_iterations:
-        raise ValueError(f"eval_every must be an integer in [1, num_iterations={num_iterations}], got {eval_every!r}")
-    if num_iterations % eval_every:
-        raise ValueError(
-            f"num_iterations ({num_iterations}) must be a multiple of eval_every ({eval_every})"
-        )
+    eval_every = num_iterations if eval_every is None else eval_every
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be an integer ≥ 1, got {eval_every!r}")
+    eval_every = min(eval_every, num_iterations)
     if metrics is None:
         metrics = default_metrics(algo.env, metrics_config)
     return Trainer(algo=algo, num_iterations=num_iterations, eval_every=eval_every, metrics=tuple(metrics))
