@@ -27,6 +27,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check gfnjax tests benchmarks
+	$(VENV)/bin/ruff format --check gfnjax tests benchmarks
 
 bench: install
 	$(PY) -m gfnjax.bench $(BENCH_ARGS)

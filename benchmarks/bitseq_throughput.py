@@ -1,4 +1,5 @@
-"""Throughput of TB on bitseq (n = 120, k = 8, 16 trajectories per iteration); writes a markdown table.
+"""Throughput of TB on bitseq (n = 120, k = 8, 16 trajectories per iteration); writes a markdown
+table.
 
     .venv/bin/python benchmarks/bitseq_throughput.py [--torsos mlp,transformer] [--iterations 500]
         [--out benchmarks/bitseq_throughput.md]
@@ -62,12 +63,18 @@ def measure(torso: str, iterations: int, num_test_trajectories: int | None) -> d
     _, eval_w, eval_c = _timed(lambda: evaluate(carry2))
     (_, out), eval2_w, eval2_c = _timed(lambda: evaluate(carry2))
     return {
-        "torso": torso, "N": env.num_test_trajectories, "iterations": iterations,
-        "compile_s": compile_w, "compile_cpu_s": compile_c,
-        "it_per_s": iterations / run_w, "it_per_cpu_s": iterations / run_c,
+        "torso": torso,
+        "N": env.num_test_trajectories,
+        "iterations": iterations,
+        "compile_s": compile_w,
+        "compile_cpu_s": compile_c,
+        "it_per_s": iterations / run_w,
+        "it_per_cpu_s": iterations / run_c,
         "transitions_per_s": transitions / run_w,
-        "eval_s": min(eval_w, eval2_w), "eval_cpu_s": min(eval_c, eval2_c),
-        "pearson": float(out["pearson"]), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "eval_s": min(eval_w, eval2_w),
+        "eval_cpu_s": min(eval_c, eval2_c),
+        "pearson": float(out["pearson"]),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
@@ -81,20 +88,33 @@ def main():
     load_before = os.getloadavg()
     rows = [measure(t, args.iterations, args.num_test_trajectories) for t in args.torsos.split(",")]
     load_after = os.getloadavg()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        "?",
+    )
     lines = [
-        "| torso | iterations/s (wall) | iterations/s (per CPU-s) | transitions/s (wall) | compile s (wall / CPU) | "
-        "evaluation s (wall / CPU) | N | peak RSS MB |",
+        "| torso | iterations/s (wall) | iterations/s (per CPU-s) | transitions/s (wall) | "
+        "compile s (wall / CPU) | evaluation s (wall / CPU) | N | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['torso']} | {r['it_per_s']:.1f} | {r['it_per_cpu_s']:.1f} | {r['transitions_per_s']:.0f} | "
-            f"{r['compile_s']:.1f} / {r['compile_cpu_s']:.1f} | {r['eval_s']:.1f} / {r['eval_cpu_s']:.1f} | {r['N']} | {r['peak_rss_mb']:.0f} |"
+            f"| {r['torso']} | {r['it_per_s']:.1f} | {r['it_per_cpu_s']:.1f} | "
+            f"{r['transitions_per_s']:.0f} | {r['compile_s']:.1f} / {r['compile_cpu_s']:.1f} | "
+            f"{r['eval_s']:.1f} / {r['eval_cpu_s']:.1f} | {r['N']} | {r['peak_rss_mb']:.0f} |"
         )
-    meta = (f"machine: {os.cpu_count()}-core {cpu} ({platform.machine()}), no GPU, jax {jax.__version__}, "
-            f"commit {commit}; load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f}")
+    meta = (
+        f"machine: {os.cpu_count()}-core {cpu} ({platform.machine()}), no GPU, "
+        f"jax {jax.__version__}, "
+        f"commit {commit}; load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f}"
+    )
     text = "\n".join(lines) + "\n\n" + meta + "\n"
     print(text)
     if args.out:

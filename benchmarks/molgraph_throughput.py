@@ -1,4 +1,5 @@
-"""molgraph throughput: iterations/s, molecules/s, share of time in the RDKit callbacks, peak memory.
+"""molgraph throughput: iterations/s, molecules/s, share of time in the RDKit callbacks, peak
+memory.
 
     .venv/bin/python benchmarks/molgraph_throughput.py --algos tb,ppo --iterations 200
 
@@ -83,27 +84,41 @@ def child(algo_name: str, torso: str, iterations: int, draw: bool) -> dict:
     eval_rdkit = chem.STATS.seconds
     train_full = max(wall_full - eval_s, 1e-9)
     rec = {
-        "algo": algo_name, "torso": torso, "batch_size": 16, "iterations": iterations,
-        "compile_s": compile_s, "wall_s": wall, "iterations_per_s": iterations / wall,
-        "molecules_per_s": molecules / wall, "rdkit_s": stats["seconds"],
-        "rdkit_share": stats["seconds"] / wall, "rdkit_calls": stats["calls"],
-        "graphs_scored": stats["graphs"], "invalid": stats["invalid"],
+        "algo": algo_name,
+        "torso": torso,
+        "batch_size": 16,
+        "iterations": iterations,
+        "compile_s": compile_s,
+        "wall_s": wall,
+        "iterations_per_s": iterations / wall,
+        "molecules_per_s": molecules / wall,
+        "rdkit_s": stats["seconds"],
+        "rdkit_share": stats["seconds"] / wall,
+        "rdkit_calls": stats["calls"],
+        "graphs_scored": stats["graphs"],
+        "invalid": stats["invalid"],
         "with_metrics_iterations_per_s": iterations / train_full,
         "with_metrics_rdkit_share": max(rdkit_full - eval_rdkit, 0.0) / train_full,
-        "eval_s": eval_s, "eval_rdkit_share": eval_rdkit / eval_s,
+        "eval_s": eval_s,
+        "eval_rdkit_share": eval_rdkit / eval_s,
         "eval": {k: float(v[-1]) for k, v in fcurves.items()},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
     if draw:
-        draw_top_samples(env, algo.policy_fn(carry.state), jax.random.PRNGKey(2), PNG, num_samples=512)
+        draw_top_samples(
+            env, algo.policy_fn(carry.state), jax.random.PRNGKey(2), PNG, num_samples=512
+        )
         rec["image"] = os.path.relpath(PNG, ROOT)
     return rec
 
 
 def machine() -> dict:
     return {
-        "host": platform.node(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-        "load_avg_start": os.getloadavg(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_avg_start": os.getloadavg(),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
 
 
@@ -119,37 +134,49 @@ def report(records: list[dict], command: str, mach: dict) -> str:
         "Environment: `molgraph` defaults (≤ 9 heavy atoms of C, N, O, F, QED, log R = 10·QED). "
         "Default algorithm configs, one seed. Timed (it/s, molecules/s, RDKit share): "
         "`Trainer.run` over the stated iterations after compilation and a warm-up chunk of the "
-        "same length, no metrics. \"With metric updates\": a fresh run (another seed) of the same length with the "
-        "molecule metrics updated every iteration (modes / top-k callback), as `make bench` runs, "
-        "minus its final evaluation (timed separately, warm). "
+        'same length, no metrics. "With metric updates": a fresh run (another seed) of the same '
+        "length with the molecule metrics updated every iteration (modes / top-k callback), as "
+        "`make bench` runs, minus its final evaluation (timed separately, warm). "
         "Molecules/s = terminal molecules sampled per second (one per trajectory). RDKit share = "
         "host time inside the reward/metric `pure_callback`s / wall time. Eval = one evaluation of "
         "the molecule metrics (256 forward samples; 128 test molecules × 8 backward samples).",
         "",
-        "| algo | torso | iterations | it/s | molecules/s | RDKit share | it/s with metric updates (RDKit share) | eval s (RDKit share) | compile s | peak RSS MB |",
+        "| algo | torso | iterations | it/s | molecules/s | RDKit share | "
+        "it/s with metric updates (RDKit share) | eval s (RDKit share) | compile s | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         lines.append(
             f"| {r['algo']} | {r['torso']} | {r['iterations']} | {r['iterations_per_s']:.2f} | "
             f"{r['molecules_per_s']:.1f} | {100 * r['rdkit_share']:.1f}% | "
-            f"{r['with_metrics_iterations_per_s']:.2f} ({100 * r['with_metrics_rdkit_share']:.0f}%) | "
-            f"{r['eval_s']:.2f} ({100 * r['eval_rdkit_share']:.0f}%) | {r['compile_s']:.1f} | {r['peak_rss_mb']:.0f} |"
+            f"{r['with_metrics_iterations_per_s']:.2f} "
+            f"({100 * r['with_metrics_rdkit_share']:.0f}%) | "
+            f"{r['eval_s']:.2f} ({100 * r['eval_rdkit_share']:.0f}%) | {r['compile_s']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} |"
         )
-    lines += ["", "Metrics at the end of the run with metric updates (a short run: they show the pipeline works, "
-              "not converged quality):", "",
-              "| algo | torso | modes | validity | uniqueness | novelty | mean QED | top-10 QED | pearson |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Metrics at the end of the run with metric updates (a short run: they show the pipeline "
+        "works, not converged quality):",
+        "",
+        "| algo | torso | modes | validity | uniqueness | novelty | mean QED | top-10 QED | "
+        "pearson |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in records:
         e = r["eval"]
         lines.append(
-            f"| {r['algo']} | {r['torso']} | {e.get('modes', float('nan')):.0f} | {e['validity']:.3f} | "
+            f"| {r['algo']} | {r['torso']} | {e.get('modes', float('nan')):.0f} | "
+            f"{e['validity']:.3f} | "
             f"{e['uniqueness']:.3f} | {e['novelty']:.3f} | {e['mean_score']:.3f} | "
             f"{e['top_k_score']:.3f} | {e.get('pearson', float('nan')):.3f} |"
         )
     imgs = [r["image"] for r in records if r.get("image")]
     if imgs:
-        lines += ["", f"Top samples after the TB run: ![top molecules]({os.path.basename(imgs[0])})"]
+        lines += [
+            "",
+            f"Top samples after the TB run: ![top molecules]({os.path.basename(imgs[0])})",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -164,15 +191,28 @@ def main() -> int:
         algo, torso, draw = args.child
         print("RESULT " + json.dumps(child(algo, torso, args.iterations, draw == "1")))
         return 0
-    command = "python benchmarks/molgraph_throughput.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "python benchmarks/molgraph_throughput.py " + " ".join(
+        shlex.quote(a) for a in sys.argv[1:]
+    )
     mach = machine()
     records = []
     for torso in args.torsos.split(","):
         for algo in args.algos.split(","):
             draw = "1" if (algo == "tb" and torso == args.torsos.split(",")[0]) else "0"
             out = subprocess.run(
-                [sys.executable, __file__, "--iterations", str(args.iterations), "--child", algo, torso, draw],
-                capture_output=True, text=True, cwd=ROOT,
+                [
+                    sys.executable,
+                    __file__,
+                    "--iterations",
+                    str(args.iterations),
+                    "--child",
+                    algo,
+                    torso,
+                    draw,
+                ],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
             )
             line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
             if out.returncode or not line:
@@ -181,7 +221,10 @@ def main() -> int:
             rec = json.loads(line[0][7:])
             rec.update(command=command, machine=mach)
             records.append(rec)
-            print(json.dumps({k: v for k, v in rec.items() if k not in ("eval", "machine")}), flush=True)
+            print(
+                json.dumps({k: v for k, v in rec.items() if k not in ("eval", "machine")}),
+                flush=True,
+            )
     os.makedirs(os.path.dirname(JSONL), exist_ok=True)
     with open(JSONL, "a", encoding="utf-8") as f:
         for r in records:

@@ -1,4 +1,4 @@
-"""Training throughput of the default hypergrid config (issue 2's benchmark).
+"""Training throughput of the default hypergrid config.
 
 hypergrid 20^4 standard, TB, 16 trajectories/iteration, MLP 2×256, one seed: times the jitted
 training loop alone (no metrics in the scan) after compilation, then one full evaluation (exact DP
@@ -35,7 +35,11 @@ def main():
 
     t0 = time.perf_counter()
     carry = jax.jit(bare.init)(key)
-    run = jax.jit(lambda c: jax.lax.scan(bare.step, c, None, length=args.iterations)).lower(carry).compile()
+    run = (
+        jax.jit(lambda c: jax.lax.scan(bare.step, c, None, length=args.iterations))
+        .lower(carry)
+        .compile()
+    )
     compile_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     carry, _ = run(carry)
@@ -52,7 +56,8 @@ def main():
     jax.block_until_ready(out)
     eval_s = time.perf_counter() - t3
     res = {
-        "config": f"hypergrid {args.side}^{args.dim} standard, {args.algo}, 16 traj/it, MLP 2x256, 1 seed",
+        "config": f"hypergrid {args.side}^{args.dim} standard, {args.algo}, "
+        "16 traj/it, MLP 2x256, 1 seed",
         "iterations": args.iterations,
         "iterations_per_s": args.iterations / wall,
         "transitions_per_s": float(carry.transitions) / wall,
@@ -61,7 +66,9 @@ def main():
         "eval_compile_s": eval_compile_s,
         "eval_s": eval_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "jax": jax.__version__, "device": jax.devices()[0].device_kind, "host": platform.node(),
+        "jax": jax.__version__,
+        "device": jax.devices()[0].device_kind,
+        "host": platform.node(),
     }
     print(json.dumps(res, indent=1))
 

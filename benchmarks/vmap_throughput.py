@@ -1,4 +1,4 @@
-"""Throughput of N seeds as one vmapped program versus N sequential single-seed runs (issue 6).
+"""Throughput of N seeds as one vmapped program versus N sequential single-seed runs.
 
 hypergrid 20^4 standard reward, TB with its defaults (16 trajectories/iteration, MLP 2×256), the
 one training loop (`Trainer.train`) in both cases:
@@ -13,8 +13,8 @@ the end) with the exact DP metrics off (`metrics.exact=False`; only a 16-traject
     .venv/bin/python benchmarks/vmap_throughput.py [--seeds 8] [--iterations 500] [--hidden 32]
     .venv/bin/python benchmarks/vmap_throughput.py --components   # where the time goes
 
-`--components` times 50 `algo.update` calls, vmapped over the seeds vs sequential, (a) from the
-same initial state every call and (b) carried through a `lax.scan` as in training.
+`--components` times 50 `algo.update` calls, vmapped over the seeds vs sequential, (i) from the
+same initial state every call and (ii) carried through a `lax.scan` as in training.
 """
 
 from __future__ import annotations
@@ -47,10 +47,16 @@ def components(algo, keys, n: int = 50) -> None:
         return sum(jax.numpy.sum(x) for x in jax.tree.leaves(params))
 
     def fixed(st, k):
-        return jax.lax.scan(lambda c, kk: (c, total(algo.update(st, kk)[0].params)), None, jax.random.split(k, n))[1]
+        return jax.lax.scan(
+            lambda c, kk: (c, total(algo.update(st, kk)[0].params)), None, jax.random.split(k, n)
+        )[1]
 
     def carried(st, k):
-        return total(jax.lax.scan(lambda c, kk: (algo.update(c, kk)[0], None), st, jax.random.split(k, n))[0].params)
+        return total(
+            jax.lax.scan(lambda c, kk: (algo.update(c, kk)[0], None), st, jax.random.split(k, n))[
+                0
+            ].params
+        )
 
     for name, fn in (("fixed state", fixed), ("carried through scan", carried)):
         vmapped = jax.jit(jax.vmap(fn)).lower(state, keys).compile()
@@ -62,21 +68,29 @@ def components(algo, keys, n: int = 50) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--iterations", type=int, default=500)
     p.add_argument("--dim", type=int, default=4)
     p.add_argument("--side", type=int, default=20)
     p.add_argument("--algo", default="tb")
-    p.add_argument("--hidden", default=None, help="MLP widths, e.g. 64,64 (default: the algo's 256,256)")
+    p.add_argument(
+        "--hidden", default=None, help="MLP widths, e.g. 64,64 (default: the algo's 256,256)"
+    )
     p.add_argument("--components", action="store_true", help="time algo.update only (see above)")
     args = p.parse_args()
 
     env = envs.make("hypergrid", dim=args.dim, side=args.side)
     overrides = {"hidden": tuple(int(h) for h in args.hidden.split(","))} if args.hidden else {}
     algo = algos.make(args.algo, env, **overrides)
-    trainer = make_trainer(algo, args.iterations, args.iterations,
-                           metrics_config=MetricsConfig(exact=False, eval_batch_size=16))
+    trainer = make_trainer(
+        algo,
+        args.iterations,
+        args.iterations,
+        metrics_config=MetricsConfig(exact=False, eval_batch_size=16),
+    )
     keys = jax.random.split(jax.random.PRNGKey(0), args.seeds)
     if args.components:
         print("| what | vmapped s | sequential s | speedup |\n|---|---|---|---|")
@@ -103,24 +117,38 @@ def main() -> None:
     traj_v = float(np.asarray(carry_v.trajectories).sum())
     traj_m = float(np.asarray(carry_m.trajectories).sum())
     result = {
-        "env": f"hypergrid {args.side}^{args.dim}", "algo": args.algo, "seeds": args.seeds,
-        "iterations": args.iterations, "batch_size": algo.config.batch_size, "hidden": algo.config.hidden,
-        "vmapped_s": wall_v, "sequential_s": wall_s,
-        "vmapped_trajectories_per_s": traj_v / wall_v, "sequential_trajectories_per_s": traj_s / wall_s,
+        "env": f"hypergrid {args.side}^{args.dim}",
+        "algo": args.algo,
+        "seeds": args.seeds,
+        "iterations": args.iterations,
+        "batch_size": algo.config.batch_size,
+        "hidden": algo.config.hidden,
+        "vmapped_s": wall_v,
+        "sequential_s": wall_s,
+        "vmapped_trajectories_per_s": traj_v / wall_v,
+        "sequential_trajectories_per_s": traj_s / wall_s,
         "speedup": (traj_v / wall_v) / (traj_s / wall_s),
-        "mapped_s": wall_m, "mapped_trajectories_per_s": traj_m / wall_m,
+        "mapped_s": wall_m,
+        "mapped_trajectories_per_s": traj_m / wall_m,
         "speedup_mapped": (traj_m / wall_m) / (traj_s / wall_s),
-        "compile_vmapped_s": compile_vmapped, "compile_single_s": compile_single,
+        "compile_vmapped_s": compile_vmapped,
+        "compile_single_s": compile_single,
         "compile_mapped_s": compile_mapped,
-        "jax": jax.__version__, "device": jax.devices()[0].device_kind, "cpu_count": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(), "load_avg_1m_after": os.getloadavg()[0],
+        "jax": jax.__version__,
+        "device": jax.devices()[0].device_kind,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "load_avg_1m_after": os.getloadavg()[0],
     }
     print(json.dumps(result, indent=1))
-    print(f"\n| mode | wall s (run only) | trajectories/s |\n|---|---|---|\n"
-          f"| {args.seeds} seeds, one vmapped program | {wall_v:.1f} | {traj_v / wall_v:.0f} |\n"
-          f"| {args.seeds} seeds, one program, lax.map (seed_batch=1, the CPU default) | {wall_m:.1f} | {traj_m / wall_m:.0f} |\n"
-          f"| {args.seeds} sequential single-seed runs | {wall_s:.1f} | {traj_s / wall_s:.0f} |\n"
-          f"\nspeedup vmapped: {result['speedup']:.2f}×, lax.map: {result['speedup_mapped']:.2f}×")
+    print(
+        f"\n| mode | wall s (run only) | trajectories/s |\n|---|---|---|\n"
+        f"| {args.seeds} seeds, one vmapped program | {wall_v:.1f} | {traj_v / wall_v:.0f} |\n"
+        f"| {args.seeds} seeds, one program, lax.map (seed_batch=1, the CPU default) | "
+        f"{wall_m:.1f} | {traj_m / wall_m:.0f} |\n"
+        f"| {args.seeds} sequential single-seed runs | {wall_s:.1f} | {traj_s / wall_s:.0f} |\n"
+        f"\nspeedup vmapped: {result['speedup']:.2f}×, lax.map: {result['speedup_mapped']:.2f}×"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,16 @@ from typing import Any
 __version__ = "0.2.0"
 
 _SUBMODULES = (
-    "algos", "bench", "envs", "losses", "metrics", "nets", "optim", "replay", "rollout", "trainer",
+    "algos",
+    "bench",
+    "envs",
+    "losses",
+    "metrics",
+    "nets",
+    "optim",
+    "replay",
+    "rollout",
+    "trainer",
 )
 _FROM_TRAIN = ("Trainer", "make_trainer", "train", "train_seeds")
 

@@ -50,8 +50,9 @@ def _load_npy(path: str) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
-def load_array(name: str, origin: str, shape: tuple[int, ...] | None = None,
-               dtype: Any = None) -> np.ndarray:
+def load_array(
+    name: str, origin: str, shape: tuple[int, ...] | None = None, dtype: Any = None
+) -> np.ndarray:
     """Load `name` (.npy) from the data directory; check shape/dtype; clear error if absent/corrupt.
 
     The array is cached per path and returned read-only (callers must not modify it).
@@ -65,14 +66,18 @@ def load_array(name: str, origin: str, shape: tuple[int, ...] | None = None,
         raise DataFileError(f"data file {name!r} is corrupt ({e}): {_where(path, origin)}") from e
     if shape is not None and arr.shape != tuple(shape):
         raise DataFileError(
-            f"data file {name!r} has shape {arr.shape}, expected {tuple(shape)}: {_where(path, origin)}"
+            f"data file {name!r} has shape {arr.shape}, expected {tuple(shape)}: "
+            f"{_where(path, origin)}"
         )
     if dtype is not None and arr.dtype != np.dtype(dtype):
         raise DataFileError(
-            f"data file {name!r} has dtype {arr.dtype}, expected {np.dtype(dtype)}: {_where(path, origin)}"
+            f"data file {name!r} has dtype {arr.dtype}, expected {np.dtype(dtype)}: "
+            f"{_where(path, origin)}"
         )
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise DataFileError(f"data file {name!r} contains non-finite values: {_where(path, origin)}")
+        raise DataFileError(
+            f"data file {name!r} contains non-finite values: {_where(path, origin)}"
+        )
     arr.flags.writeable = False
     return arr
 

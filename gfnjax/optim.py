@@ -14,7 +14,9 @@ from jax.flatten_util import ravel_pytree
 
 
 def conjugate_gradient(
-    matvec: Callable[[jax.Array], jax.Array], b: jax.Array, iters: int = 10,
+    matvec: Callable[[jax.Array], jax.Array],
+    b: jax.Array,
+    iters: int = 10,
     tol: float = 1e-10,
 ) -> jax.Array:
     """Approximately solve H x = b for symmetric positive-definite H given x ↦ Hx: `iters`
@@ -37,10 +39,16 @@ def conjugate_gradient(
 
 
 def trpo_step(
-    loss_fn: Callable[[Any], jax.Array], kl_fn: Callable[[Any], jax.Array], params: Any,
-    max_kl: float | jax.Array = 0.01, cg_iters: int = 10, damping: float | jax.Array = 0.0,
-    backtrack_iters: int = 10, backtrack_ratio: float = 0.5,
-    accept_kl_fn: Callable[[Any], jax.Array] | None = None, revert_on_failure: bool = True,
+    loss_fn: Callable[[Any], jax.Array],
+    kl_fn: Callable[[Any], jax.Array],
+    params: Any,
+    max_kl: float | jax.Array = 0.01,
+    cg_iters: int = 10,
+    damping: float | jax.Array = 0.0,
+    backtrack_iters: int = 10,
+    backtrack_ratio: float = 0.5,
+    accept_kl_fn: Callable[[Any], jax.Array] | None = None,
+    revert_on_failure: bool = True,
 ) -> tuple[Any, dict[str, jax.Array]]:
     """One trust-region step: minimise loss_fn subject to kl_fn ≤ δ (Schulman et al. 2015).
 

@@ -1,8 +1,9 @@
-"""A replay buffer as a pure pytree: fixed-capacity ring buffer with uniform or prioritised sampling.
+"""A replay buffer as a pure pytree: fixed-capacity ring buffer with uniform or prioritised
+sampling.
 
-    buffer = init(example_item, capacity)                       # items: pytree, leaves [C, ...]
-    buffer = add(buffer, items, mask, priorities)               # items leaves [N, ...], mask bool[N]
-    sample = sample_prioritised(buffer, key, n, alpha, beta)    # or sample_uniform(buffer, key, n)
+    buffer = init(example_item, capacity)                      # items: pytree, leaves [C, ...]
+    buffer = add(buffer, items, mask, priorities)              # items leaves [N, ...], mask bool[N]
+    sample = sample_prioritised(buffer, key, n, alpha, beta)   # or sample_uniform(buffer, key, n)
     buffer = update_priorities(buffer, sample.indices, new_priorities)
 
 Every function is pure, jit-able and vmap-able (a seed axis of buffers is just a leading axis of
@@ -11,8 +12,9 @@ every leaf); capacity and batch sizes are static, α and β may be traced (sweep
 Prioritised experience replay (Schaul et al. 2016), proportional variant: slot i holds a raw
 priority p_i > 0 (typically |TD error| or the Huber loss, plus `eps`); draws are i.i.d. with
 
-    P(i) = p_i^α / Σ_{j < size} p_j^α,       importance weight  w_i = (size·P(i))^−β / max_j (size·P(j))^−β
-                                                                    = (P(i) / min_j P(j))^−β ∈ (0, 1].
+    P(i) = p_i^α / Σ_{j < size} p_j^α,
+    importance weight  w_i = (size·P(i))^−β / max_j (size·P(j))^−β
+                           = (P(i) / min_j P(j))^−β ∈ (0, 1].
 
 The exponent α is applied at sampling time (raw priorities are stored), so α can be changed or
 vmapped without touching the buffer. Sampling inverts the cumulative sum of p^α: O(C) per call,
@@ -122,7 +124,9 @@ def add(
     )
 
 
-def update_priorities(buffer: ReplayBuffer, indices: jax.Array, priorities: jax.Array) -> ReplayBuffer:
+def update_priorities(
+    buffer: ReplayBuffer, indices: jax.Array, priorities: jax.Array
+) -> ReplayBuffer:
     """Set raw priorities (float32[n], plus eps) of slots `indices` (int32[n]). Indices outside
     [0, C) are ignored (a masked update); with repeated indices one of the given values is kept."""
     prio = jnp.asarray(priorities, jnp.float32) + PRIORITY_EPS
@@ -163,8 +167,11 @@ def sample_uniform(buffer: ReplayBuffer, key: jax.Array, batch_size: int) -> Sam
 
 
 def sample_prioritised(
-    buffer: ReplayBuffer, key: jax.Array, batch_size: int,
-    alpha: float | jax.Array, beta: float | jax.Array,
+    buffer: ReplayBuffer,
+    key: jax.Array,
+    batch_size: int,
+    alpha: float | jax.Array,
+    beta: float | jax.Array,
 ) -> Sample:
     """`batch_size` i.i.d. draws with P(i) ∝ p_i^α over the filled slots, with importance weights
     (P(i)/min_j P(j))^−β (see the module docstring). The buffer must not be empty."""
@@ -182,8 +189,12 @@ def sample_prioritised(
 
 
 def sample(
-    buffer: ReplayBuffer, key: jax.Array, batch_size: int, prioritised: bool,
-    alpha: float | jax.Array = 1.0, beta: float | jax.Array = 0.0,
+    buffer: ReplayBuffer,
+    key: jax.Array,
+    batch_size: int,
+    prioritised: bool,
+    alpha: float | jax.Array = 1.0,
+    beta: float | jax.Array = 0.0,
 ) -> Sample:
     """Dispatch on the static `prioritised` flag."""
     if prioritised:

@@ -103,9 +103,7 @@ def _tree_set(buf, t, value):
 
 
 def _tree_alloc(value, length):
-    return jax.tree.map(
-        lambda v: jnp.zeros((v.shape[0], length) + v.shape[1:], v.dtype), value
-    )
+    return jax.tree.map(lambda v: jnp.zeros((v.shape[0], length) + v.shape[1:], v.dtype), value)
 
 
 def _pad_after(x, length):
@@ -170,7 +168,9 @@ def sample_forward(
         if learned_pb:
             # log P_B of the *previous* transition is known at s_t
             prev_b = bufs["backward_actions"][:, jnp.maximum(t - 1, 0)]
-            prev_logpb = gather_last(_backward_log_probs(env.backward_mask(state), back_logits), prev_b)
+            prev_logpb = gather_last(
+                _backward_log_probs(env.backward_mask(state), back_logits), prev_b
+            )
             new["log_pb"] = _set(bufs["log_pb"], t, prev_logpb)
         return t + 1, nxt, key, new
 
@@ -187,10 +187,14 @@ def sample_forward(
     bufs["backward_mask"] = env.backward_mask(flat).reshape(batch_size, T + 1, -1)
     if learned_pb:
         last_b = bufs["backward_actions"][:, jnp.maximum(t_end - 1, 0)]
-        last_logpb = gather_last(_backward_log_probs(env.backward_mask(state), policy_fn(env.observe(state))[1]), last_b)
+        last_logpb = gather_last(
+            _backward_log_probs(env.backward_mask(state), policy_fn(env.observe(state))[1]), last_b
+        )
         log_pb_next = _set(bufs["log_pb"], t_w, last_logpb)[:, 1:]
     else:
-        log_pb_next = gather_last(uniform_log_probs(bufs["backward_mask"][:, 1:]), bufs["backward_actions"])
+        log_pb_next = gather_last(
+            uniform_log_probs(bufs["backward_mask"][:, 1:]), bufs["backward_actions"]
+        )
     return _finish(env, bufs, length, state, log_pb_next=log_pb_next)
 
 

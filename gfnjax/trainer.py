@@ -42,8 +42,11 @@ class Carry(struct.PyTreeNode):
 
 
 def _all_finite(tree: Any) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
+    leaves = [
+        jnp.all(jnp.isfinite(x))
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
+    ]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
@@ -97,7 +100,9 @@ class Trainer:
             trajectories=carry.trajectories + info.num_trajectories.astype(jnp.float32),
             transitions=carry.transitions + info.num_transitions.astype(jnp.float32),
             metric_carry=mc,
-            diverged_at=jnp.where((carry.diverged_at < 0) & bad, carry.iteration + 1, carry.diverged_at),
+            diverged_at=jnp.where(
+                (carry.diverged_at < 0) & bad, carry.iteration + 1, carry.diverged_at
+            ),
         )
         return carry, info.scalars
 
@@ -127,7 +132,9 @@ class Trainer:
     def run(self, carry: Carry, num_periods: int, length: int | None = None) -> tuple[Carry, dict]:
         """`num_periods` periods of `length` iterations (default eval_every) from `carry`;
         curves have a leading [num_periods] axis."""
-        return jax.lax.scan(lambda c, _: self.period(c, length=length), carry, None, length=num_periods)
+        return jax.lax.scan(
+            lambda c, _: self.period(c, length=length), carry, None, length=num_periods
+        )
 
     def train(self, key: jax.Array, hparams: dict | None = None) -> tuple[Carry, dict]:
         """The whole run: curves float32[num_evals + 1] (the first point is before training)."""
@@ -143,7 +150,9 @@ class Trainer:
             pieces.append(curves)
         curves = {k: jnp.concatenate([p[k] for p in pieces]) for k in pieces[0]}
         curves = {
-            k: jnp.concatenate([jnp.asarray(first[k])[None] if k in first else jnp.full((1,), jnp.nan), v])
+            k: jnp.concatenate(
+                [jnp.asarray(first[k])[None] if k in first else jnp.full((1,), jnp.nan), v]
+            )
             for k, v in curves.items()
         }
         return carry, curves
@@ -157,7 +166,11 @@ def make_trainer(
     metrics_config: MetricsConfig | None = None,
 ) -> Trainer:
     """Validate the schedule and build the metrics once (outside jit)."""
-    if isinstance(num_iterations, bool) or not isinstance(num_iterations, int) or num_iterations < 1:
+    if (
+        isinstance(num_iterations, bool)
+        or not isinstance(num_iterations, int)
+        or num_iterations < 1
+    ):
         raise ValueError(f"num_iterations must be an integer ≥ 1, got {num_iterations!r}")
     eval_every = num_iterations if eval_every is None else eval_every
     if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
@@ -165,12 +178,18 @@ def make_trainer(
     eval_every = min(eval_every, num_iterations)
     if metrics is None:
         metrics = default_metrics(algo.env, metrics_config)
-    return Trainer(algo=algo, num_iterations=num_iterations, eval_every=eval_every, metrics=tuple(metrics))
+    return Trainer(
+        algo=algo, num_iterations=num_iterations, eval_every=eval_every, metrics=tuple(metrics)
+    )
 
 
 def train(
-    algo: Algorithm, key: jax.Array, num_iterations: int, eval_every: int | None = None,
-    hparams: dict | None = None, **kwargs,
+    algo: Algorithm,
+    key: jax.Array,
+    num_iterations: int,
+    eval_every: int | None = None,
+    hparams: dict | None = None,
+    **kwargs,
 ) -> tuple[Carry, dict]:
     """Train one seed inside one jitted program; returns the final carry and the metric curves."""
     trainer = make_trainer(algo, num_iterations, eval_every, **kwargs)
@@ -189,7 +208,9 @@ def map_rows(fn, in_axes: tuple, seed_batch: int | None = None):
     if seed_batch is None:
         return jax.vmap(fn, in_axes=in_axes)
     if not isinstance(seed_batch, int) or seed_batch < 1:
-        raise ValueError(f"seed_batch must be None (vmap all rows) or an integer ≥ 1, got {seed_batch!r}")
+        raise ValueError(
+            f"seed_batch must be None (vmap all rows) or an integer ≥ 1, got {seed_batch!r}"
+        )
 
     def mapped(*args):
         rows = tuple(a for a, ax in zip(args, in_axes) if ax == 0)
@@ -209,8 +230,13 @@ def default_seed_batch() -> int | None:
 
 
 def train_seeds(
-    algo: Algorithm, keys: jax.Array, num_iterations: int, eval_every: int | None = None,
-    hparams: dict | None = None, hparams_batched: bool = False, seed_batch: int | None = None,
+    algo: Algorithm,
+    keys: jax.Array,
+    num_iterations: int,
+    eval_every: int | None = None,
+    hparams: dict | None = None,
+    hparams_batched: bool = False,
+    seed_batch: int | None = None,
     **kwargs,
 ) -> tuple[Carry, dict]:
     """Train one seed per key as a vmapped axis of one program: leaves get a leading [num_seeds].

@@ -49,9 +49,10 @@ def sample_from_log_probs(key: jax.Array, log_probs: jax.Array) -> jax.Array:
 
 
 def sample_many(key: jax.Array, cdf: jax.Array, n: int) -> jax.Array:
-    """n i.i.d. samples int32[n] from one categorical given by its (unnormalised) CDF float[X]:
-    binary searches, O(n log X), instead of O(n·X) random numbers for Gumbel-max. Compute the CDF
-    once outside jit when the distribution is fixed (XLA would constant-fold it at every compile)."""
+    """n i.i.d. samples int32[n] from one categorical given by its (unnormalised) CDF
+    float[X]: binary searches, O(n log X), instead of O(n·X) random numbers for Gumbel-max.
+    Compute the CDF once outside jit when the distribution is fixed (XLA would constant-fold it
+    at every compile)."""
     u = (1.0 - jax.random.uniform(key, (n,))) * cdf[-1]
     idx = jnp.searchsorted(cdf, u, side="left")
     return jnp.minimum(idx, cdf.shape[0] - 1).astype(jnp.int32)
@@ -76,8 +77,15 @@ def tree_where(cond: jax.Array, a: Any, b: Any) -> Any:
     return jax.tree.map(sel, a, b)
 
 
-def check_range(obj: Any, name: str, lo: float | None = None, hi: float | None = None,
-                lo_open: bool = False, hi_open: bool = False, integer: bool = False) -> None:
+def check_range(
+    obj: Any,
+    name: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+) -> None:
     """Raise ValueError naming `name` if getattr(obj, name) lies outside the allowed range."""
     value = getattr(obj, name)
     owner = type(obj).__name__

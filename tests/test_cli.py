@@ -49,16 +49,43 @@ def test_bad_input_fails_before_compiling(no_training, capsys, argv, needle):
 
 def test_tiny_run_writes_one_record_per_seed(tmp_path, capsys):
     out = tmp_path / "runs.jsonl"
-    code = main(["--env", "hypergrid", "--algo", "tb", "--seeds", "2", "--iterations", "20",
-                 "--eval-every", "10", "--set", "env.dim=2", "--set", "env.side=4",
-                 "--set", "hidden=(16,)", "--out", str(out)])
+    code = main(
+        [
+            "--env",
+            "hypergrid",
+            "--algo",
+            "tb",
+            "--seeds",
+            "2",
+            "--iterations",
+            "20",
+            "--eval-every",
+            "10",
+            "--set",
+            "env.dim=2",
+            "--set",
+            "env.side=4",
+            "--set",
+            "hidden=(16,)",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["seed"] for r in recs] == [0, 1]
     r = recs[0]
     assert r["env_config"]["side"] == 4 and r["algo_config"]["hidden"] == [16]
     assert len(r["curves"]["tv"]) == 3 and r["curves"]["trajectories"] == [0.0, 160.0, 320.0]
-    for k in ("compile_s", "wall_s", "transitions_per_s", "iterations_per_s", "peak_rss_mb", "git_commit", "jax_version"):
+    for k in (
+        "compile_s",
+        "wall_s",
+        "transitions_per_s",
+        "iterations_per_s",
+        "peak_rss_mb",
+        "git_commit",
+        "jax_version",
+    ):
         assert k in r
     assert r["transitions_per_s"] > 0
     captured = capsys.readouterr()

@@ -53,7 +53,9 @@ def table_apply(table_logits, table_flow):
 
 @pytest.fixture(scope="module")
 def batch(env, flows):
-    apply = table_apply(jnp.asarray(flows["log_edge"], jnp.float32), jnp.asarray(flows["log_F"], jnp.float32))
+    apply = table_apply(
+        jnp.asarray(flows["log_edge"], jnp.float32), jnp.asarray(flows["log_F"], jnp.float32)
+    )
     traj = sample_forward(env, jax.random.PRNGKey(0), lambda o: apply(o)[:2], 64)
     return traj, evaluate(apply, traj), apply
 
@@ -113,19 +115,27 @@ def test_losses_match_direct_loops_on_random_inputs():
     lz = jnp.float32(0.7)
     n = lambda x: np.asarray(x, np.float64)
     lpf_, lpb_, lf_, lr_ = n(lpf), n(lpb), n(lflow), n(lr)
-    tb = np.mean([(lz + lpf_[b, :L].sum() - lr_[b] - lpb_[b, :L].sum()) ** 2 for b, L in enumerate(length)])
+    tb = np.mean(
+        [(lz + lpf_[b, :L].sum() - lr_[b] - lpb_[b, :L].sum()) ** 2 for b, L in enumerate(length)]
+    )
     np.testing.assert_allclose(losses.trajectory_balance(lpf, lpb, lr, lz, mask), tb, rtol=1e-5)
 
     def F(b, i, L):
         return lr_[b] if i == L else lf_[b, i]
 
-    sq = [[(F(b, t, L) + lpf_[b, t] - F(b, t + 1, L) - lpb_[b, t]) ** 2 for t in range(L)]
-          for b, L in enumerate(length)]
+    sq = [
+        [(F(b, t, L) + lpf_[b, t] - F(b, t + 1, L) - lpb_[b, t]) ** 2 for t in range(L)]
+        for b, L in enumerate(length)
+    ]
     db_transitions = np.mean([x for row in sq for x in row])  # the authors' flat mean
     db_trajectories = np.mean([np.mean(row) for row in sq])
-    np.testing.assert_allclose(losses.detailed_balance(lpf, lpb, lflow, lr, mask, done), db_transitions, rtol=1e-5)
     np.testing.assert_allclose(
-        losses.detailed_balance(lpf, lpb, lflow, lr, mask, done, reduce="trajectories"), db_trajectories, rtol=1e-5
+        losses.detailed_balance(lpf, lpb, lflow, lr, mask, done), db_transitions, rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        losses.detailed_balance(lpf, lpb, lflow, lr, mask, done, reduce="trajectories"),
+        db_trajectories,
+        rtol=1e-5,
     )
     for lam in (0.9, 1.5):
         per = []
@@ -138,7 +148,9 @@ def test_losses_match_direct_loops_on_random_inputs():
                     den += lam ** (j - i)
             per.append(num / den)
         np.testing.assert_allclose(
-            losses.subtrajectory_balance(lpf, lpb, lflow, lr, mask, done, lam), np.mean(per), rtol=1e-4
+            losses.subtrajectory_balance(lpf, lpb, lflow, lr, mask, done, lam),
+            np.mean(per),
+            rtol=1e-4,
         )
 
 

@@ -1,4 +1,4 @@
-"""Benchmark harness (issue 6): sweeps, device sharding, resumable results, reports, CI check.
+"""Benchmark harness: sweeps, device sharding, resumable results, reports, CI check.
 
 One tiny sweep (hypergrid 4×4, TB, 20 iterations) is run once per module: 3 learning rates × 3
 seeds = 9 vmapped rows per program (odd, so the 2-device run pads), × 2 batch sizes = 2 programs.
@@ -48,11 +48,25 @@ def _run_tiny_sweeps(d) -> dict:
     rerun it twice; return what the tests check (JSON-able)."""
     sharded_cfg = dict(copy.deepcopy(CONFIG), grid={"lr": LRS, "batch_size": [4]})
     (d / "sharded.yaml").write_text(yaml.safe_dump(sharded_cfg))
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gfnjax.bench", "sweep", str(d / "sharded.yaml"), "--out",
-         str(d / "sharded.jsonl"), "--quiet"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gfnjax.bench",
+            "sweep",
+            str(d / "sharded.yaml"),
+            "--out",
+            str(d / "sharded.jsonl"),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     out = str(d / "tiny.jsonl")
     sweep = plan(copy.deepcopy(CONFIG), "tiny.yaml", out)
@@ -64,12 +78,23 @@ def _run_tiny_sweeps(d) -> dict:
         run_sweep(sweep, quiet=True, mesh=None, after_program=kill_after_first)
     after_kill = [r["cell_id"] for r in read_records(out)]
     rerun_programs, third_programs = [], []
-    records = run_sweep(sweep, quiet=True, mesh=None, after_program=lambda p, r: rerun_programs.append(p.label))
-    run_sweep(sweep, quiet=True, mesh=None, after_program=lambda p, r: third_programs.append(p.label))
+    records = run_sweep(
+        sweep, quiet=True, mesh=None, after_program=lambda p, r: rerun_programs.append(p.label)
+    )
+    run_sweep(
+        sweep, quiet=True, mesh=None, after_program=lambda p, r: third_programs.append(p.label)
+    )
     _, stderr = proc.communicate(timeout=900)
-    return {"out": out, "after_kill": after_kill, "returned": [r["cell_id"] for r in records],
-            "rerun_programs": rerun_programs, "third_programs": third_programs,
-            "sharded_rc": proc.returncode, "sharded_stderr": stderr, "sharded": str(d / "sharded.jsonl")}
+    return {
+        "out": out,
+        "after_kill": after_kill,
+        "returned": [r["cell_id"] for r in records],
+        "rerun_programs": rerun_programs,
+        "third_programs": third_programs,
+        "sharded_rc": proc.returncode,
+        "sharded_stderr": stderr,
+        "sharded": str(d / "sharded.jsonl"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -120,15 +145,28 @@ def test_killed_sweep_resumes_every_cell_exactly_once(tiny):
     records = read_records(tiny["out"])
     for r in records:
         assert r["algo_config"]["lr"] == r["hparams"]["lr"] and r["hparams"]["lr"] in LRS
-        for k in ("git_commit", "jax_version", "device", "env_config", "metrics_config",
-                  "wall_s", "compile_s", "trajectories_per_s"):
+        for k in (
+            "git_commit",
+            "jax_version",
+            "device",
+            "env_config",
+            "metrics_config",
+            "wall_s",
+            "compile_s",
+            "trajectories_per_s",
+        ):
             assert k in r, k
         traj = np.array(r["curves"]["trajectories"])
         assert len(traj) == len(r["curves"]["tv"]) == 3
         # the batch size is a static grid value: trajectories sampled = iteration × batch_size
-        np.testing.assert_array_equal(traj, np.array(r["curves"]["iteration"]) * r["algo_config"]["batch_size"])
+        np.testing.assert_array_equal(
+            traj, np.array(r["curves"]["iteration"]) * r["algo_config"]["batch_size"]
+        )
     # the learning rate is a vmapped axis: same seed, different lr -> different runs
-    by = {(r["algo_config"]["batch_size"], r["seed"], r["hparams"]["lr"]): r["final"]["tv"] for r in records}
+    by = {
+        (r["algo_config"]["batch_size"], r["seed"], r["hparams"]["lr"]): r["final"]["tv"]
+        for r in records
+    }
     assert len({by[(4, 0, lr)] for lr in LRS}) == 3
 
 
@@ -141,17 +179,20 @@ def test_torn_last_line_is_skipped_and_appends_continue(tmp_path):
     assert [r["cell_id"] for r in read_records(path)] == ["a", "c"]
 
 
-@pytest.mark.parametrize("bad,key", [
-    ({"algo": "tb"}, "algo: unknown key"),
-    ({"grid": {"lrr": [0.1]}}, "grid.lrr"),
-    ({"grid": {"lr": [-1.0]}}, "grid.lr"),
-    ({"envs": [{"name": "hypergrid", "sidee": 3}]}, "envs[0]"),
-    ({"algos": ["tbb"]}, "algos[0]"),
-    ({"metrics": {"l1_window": 0}}, "metrics"),
-    ({"iterations": 0}, "iterations"),
-    ({"grid": {"torso": ["mlp", "foo"]}}, "torso must be one of"),
-    ({"seeds": [1, 1]}, "seeds"),
-])
+@pytest.mark.parametrize(
+    "bad,key",
+    [
+        ({"algo": "tb"}, "algo: unknown key"),
+        ({"grid": {"lrr": [0.1]}}, "grid.lrr"),
+        ({"grid": {"lr": [-1.0]}}, "grid.lr"),
+        ({"envs": [{"name": "hypergrid", "sidee": 3}]}, "envs[0]"),
+        ({"algos": ["tbb"]}, "algos[0]"),
+        ({"metrics": {"l1_window": 0}}, "metrics"),
+        ({"iterations": 0}, "iterations"),
+        ({"grid": {"torso": ["mlp", "foo"]}}, "torso must be one of"),
+        ({"seeds": [1, 1]}, "seeds"),
+    ],
+)
 def test_invalid_config_fails_before_compiling_naming_the_key(bad, key):
     with pytest.raises(ValueError, match=key.replace("[", r"\[").replace("]", r"\]")):
         plan({**copy.deepcopy(CONFIG), **bad}, "bad.yaml")
@@ -169,13 +210,21 @@ def test_report_has_table_and_png(tiny, tmp_path):
     path = report.write_report([tiny["out"]], out_dir)
     text = open(path).read()
     records = read_records(tiny["out"])
-    rows = [r for r in records if r["algo_config"]["batch_size"] == 8 and r["hparams"]["lr"] == 0.003]
+    rows = [
+        r for r in records if r["algo_config"]["batch_size"] == 8 and r["hparams"]["lr"] == 0.003
+    ]
     tv = np.array([r["final"]["tv"] for r in rows])
     assert len(rows) == 3
-    row = [line for line in text.splitlines() if line.startswith("| hypergrid | tb batch_size=8 lr=0.003 | 3 |")]
+    row = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| hypergrid | tb batch_size=8 lr=0.003 | 3 |")
+    ]
     assert len(row) == 3  # final, AUC and timing tables
     assert f"{tv.mean():.4g} ± {tv.std(ddof=1):.2g}" in row[0]
-    tv_auc = [report.auc(np.array(r["curves"]["trajectories"]), np.array(r["curves"]["tv"])) for r in rows]
+    tv_auc = [
+        report.auc(np.array(r["curves"]["trajectories"]), np.array(r["curves"]["tv"])) for r in rows
+    ]
     assert f"{np.mean(tv_auc):.4g} ± {np.std(tv_auc, ddof=1):.2g}" in row[1]
     png = os.path.join(out_dir, "hypergrid_tv.png")
     assert "](hypergrid_tv.png)" in text
@@ -189,7 +238,9 @@ def test_report_has_table_and_png(tiny, tmp_path):
 def _ci_dirs(tiny, d, baseline_records):
     (d / "configs" / "baselines").mkdir(parents=True)
     (d / "results").mkdir()
-    (d / "configs" / "tiny.yaml").write_text(yaml.safe_dump(dict(copy.deepcopy(CONFIG), check=CHECK)))
+    (d / "configs" / "tiny.yaml").write_text(
+        yaml.safe_dump(dict(copy.deepcopy(CONFIG), check=CHECK))
+    )
     shutil.copyfile(tiny["out"], d / "results" / "tiny.jsonl")
     append_records(str(d / "configs" / "baselines" / "tiny.jsonl"), baseline_records)
     return ["--configs", str(d / "configs"), "--results", str(d / "results"), "--no-run", "--quiet"]
@@ -219,7 +270,10 @@ def test_ci_tolerance_is_three_standard_errors_plus_margin():
     tol = 3 * np.sqrt(2) * se + 0.01  # same spread now and in the baseline
 
     def shifted(d):
-        return [{"program": "p", "final": {"tv": r["final"]["tv"] + d, "elbo": r["final"]["elbo"] - d}} for r in base]
+        return [
+            {"program": "p", "final": {"tv": r["final"]["tv"] + d, "elbo": r["final"]["elbo"] - d}}
+            for r in base
+        ]
 
     status = lambda d: [f.status for f in ci.compare(shifted(d), base, {"tv": 0.01, "elbo": 0.01})]
     assert status(0.98 * tol) == ["ok", "ok"]
@@ -230,15 +284,26 @@ def test_ci_tolerance_is_three_standard_errors_plus_margin():
 
 
 def test_committed_ci_configs_are_valid():
-    paths = sorted(p for p in os.listdir(os.path.join(ROOT, "benchmarks", "ci")) if p.endswith(".yaml"))
+    paths = sorted(
+        p for p in os.listdir(os.path.join(ROOT, "benchmarks", "ci")) if p.endswith(".yaml")
+    )
     assert paths
     for p in paths:
         sweep = plan(load_config(os.path.join(ROOT, "benchmarks", "ci", p)), p)
         assert sweep.check
-        base = read_records(os.path.join(ROOT, "benchmarks", "ci", "baselines", os.path.splitext(p)[0] + ".jsonl"))
-        want = {f"{prog.label}{''.join(f' {k}={v[i]:g}' for k, v in sorted((prog.hparams or {}).items()))}"
-                f" it={prog.spec.iterations}" for prog in sweep.programs for i in range(len(prog.cells))}
-        assert set(ci.ci_groups(base)) == want, f"baseline of {p} does not match its config; make bench-ci-update"
+        base = read_records(
+            os.path.join(ROOT, "benchmarks", "ci", "baselines", os.path.splitext(p)[0] + ".jsonl")
+        )
+        want = {
+            f"{prog.label}"
+            f"{''.join(f' {k}={v[i]:g}' for k, v in sorted((prog.hparams or {}).items()))}"
+            f" it={prog.spec.iterations}"
+            for prog in sweep.programs
+            for i in range(len(prog.cells))
+        }
+        assert set(ci.ci_groups(base)) == want, (
+            f"baseline of {p} does not match its config; make bench-ci-update"
+        )
         assert len(base) == sweep.num_cells
 
 

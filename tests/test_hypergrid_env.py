@@ -1,4 +1,5 @@
-"""Hypergrid against an independent plain-Python oracle, and the env contract's mask/step identities."""
+"""Hypergrid against an independent plain-Python oracle, and the env contract's mask/step
+identities."""
 
 import itertools
 import math
@@ -17,7 +18,9 @@ def oracle_reward(x, side, r0, r1, r2):
     return r0 + r1 * all(0.25 < v for v in a) + r2 * all(0.3 < v < 0.4 for v in a)
 
 
-@pytest.mark.parametrize("dim,side,preset", [(2, 5, "standard"), (3, 4, "hard"), (2, 8, "standard")])
+@pytest.mark.parametrize(
+    "dim,side,preset", [(2, 5, "standard"), (3, 4, "hard"), (2, 8, "standard")]
+)
 def test_reward_matches_oracle(dim, side, preset):
     env = envs.make("hypergrid", dim=dim, side=side, reward=preset)
     r0, r1, r2 = {"standard": (1e-3, 0.5, 2.0), "hard": (1e-4, 1.0, 3.0)}[preset]
@@ -65,7 +68,9 @@ def test_masks_agree_with_step_and_backward_step(dim, side):
         cb = np.asarray(env.backward_mask(child))[np.arange(n), np.asarray(b)]
         valid = fmask[:, a]
         n_edges_f += valid.sum()
-        assert cb[valid].all(), "the inverse of a valid forward action must be a valid backward action"
+        assert cb[valid].all(), (
+            "the inverse of a valid forward action must be a valid backward action"
+        )
         np.testing.assert_array_equal(np.asarray(back.coords)[valid], coords[valid])
         np.testing.assert_array_equal(np.asarray(back.done)[valid], done[valid])
     for b in range(env.num_backward_actions):
@@ -127,15 +132,20 @@ def test_env_is_hashable_and_static():
 
 
 def test_brute_force_trajectory_count_small_grid():
-    """Number of complete trajectories = Σ_x multinomial(x) (one path per ordering of increments)."""
+    """Number of complete trajectories = Σ_x multinomial(x) (one path per ordering of
+    increments)."""
     dim, side = 2, 3
     env = envs.make("hypergrid", dim=dim, side=side)
-    want = sum(math.factorial(sum(x)) // math.prod(math.factorial(v) for v in x)
-               for x in itertools.product(range(side), repeat=dim))
+    want = sum(
+        math.factorial(sum(x)) // math.prod(math.factorial(v) for v in x)
+        for x in itertools.product(range(side), repeat=dim)
+    )
+
     # count by walking the env itself with a Python DFS
     def count(state):
         if bool(env.is_terminal(state)[0]):
             return 1
         mask = np.asarray(env.forward_mask(state))[0]
         return sum(count(env.step(state, jnp.array([a]))) for a in np.flatnonzero(mask))
+
     assert count(env.reset(1)) == want

@@ -69,7 +69,11 @@ def oracle_children(atoms, bonds, done, N, K):
 
 
 def as_key(atoms, bonds, done):
-    return (tuple(int(x) for x in atoms), tuple(tuple(int(x) for x in r) for r in bonds), bool(done))
+    return (
+        tuple(int(x) for x in atoms),
+        tuple(tuple(int(x) for x in r) for r in bonds),
+        bool(done),
+    )
 
 
 def rows(state):
@@ -131,7 +135,9 @@ def test_enumeration_and_masks_match_oracle(env3):
     assert all(par[i] == keys[i // A] for i in np.nonzero(valid)[0])
     # state_index / terminal_index are the enumeration order
     np.testing.assert_array_equal(np.asarray(env.state_index(states)), np.arange(env.num_states))
-    np.testing.assert_array_equal(np.asarray(env.terminal_index(terms)), np.arange(env.num_terminals))
+    np.testing.assert_array_equal(
+        np.asarray(env.terminal_index(terms)), np.arange(env.num_terminals)
+    )
 
 
 def test_every_terminal_is_a_valid_molecule(env4):
@@ -156,7 +162,9 @@ def brute_force_labelled_count(smiles):
     n = mol.GetNumAtoms()
     B = np.zeros((n, n), int)
     for b in mol.GetBonds():
-        B[b.GetBeginAtomIdx(), b.GetEndAtomIdx()] = B[b.GetEndAtomIdx(), b.GetBeginAtomIdx()] = int(b.GetBondTypeAsDouble())
+        B[b.GetBeginAtomIdx(), b.GetEndAtomIdx()] = B[b.GetEndAtomIdx(), b.GetBeginAtomIdx()] = int(
+            b.GetBondTypeAsDouble()
+        )
     el = [a.GetAtomicNum() for a in mol.GetAtoms()]
     found = set()
     for perm in itertools.permutations(range(n)):
@@ -255,11 +263,18 @@ def test_molecule_metric_primitives():
     _, count = add_modes(modes, jnp.int32(0), ok, score, fp, 0.5)
     kept = []
     for i in range(4):
-        if score[i] >= 0.5 and all(DataStructs.TanimotoSimilarity(ref[i], ref[j]) < 0.7 for j in kept):
+        if score[i] >= 0.5 and all(
+            DataStructs.TanimotoSimilarity(ref[i], ref[j]) < 0.7 for j in kept
+        ):
             kept.append(i)
     assert int(count) == len(kept)
-    top, h = merge_top_k(jnp.full((2,), -jnp.inf), jnp.full((2,), -1, jnp.int32), jnp.ones(4, bool),
-                         jnp.asarray([0.5, 0.5, 0.3, 0.2]), jnp.asarray([7, 7, 3, 1], jnp.int32))
+    top, h = merge_top_k(
+        jnp.full((2,), -jnp.inf),
+        jnp.full((2,), -1, jnp.int32),
+        jnp.ones(4, bool),
+        jnp.asarray([0.5, 0.5, 0.3, 0.2]),
+        jnp.asarray([7, 7, 3, 1], jnp.int32),
+    )
     assert list(np.asarray(h)) == [7, 3] and list(np.asarray(top)) == [0.5, 0.3]
 
 

@@ -1,6 +1,6 @@
-"""Policy-gradient family (REFERENCE.md §3): exact identities on an enumerable 3×3 hypergrid with a
-tabular policy, Monte-Carlo gradient estimators against the autodiff gradient of the exact ELBO
-(tolerances from the sample standard error), and short convergence runs."""
+"""Policy-gradient family (docs/methods.md §3): exact identities on an enumerable 3×3 hypergrid
+with a tabular policy, Monte-Carlo gradient estimators against the autodiff gradient of the exact
+ELBO (tolerances from the sample standard error), and short convergence runs."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ def np_log_reward(c):
 
 
 def enumerate_trajectories():
-    """Every complete trajectory of the 3×3 grid in plain Python: (state ids, actions, log P_B, log R)."""
+    """Every complete trajectory of the 3×3 grid in plain Python: (state ids, actions, log P_B,
+    log R)."""
     out = []
 
     def rec(c, states, actions, log_pb):
@@ -67,9 +68,11 @@ def enumerate_trajectories():
     T = max(len(a) for _, a, _, _ in out)
     pad = lambda xs: xs + [0] * (T - len(xs))
     return dict(
-        states=jnp.array([pad(s) for s, _, _, _ in out]), actions=jnp.array([pad(a) for _, a, _, _ in out]),
+        states=jnp.array([pad(s) for s, _, _, _ in out]),
+        actions=jnp.array([pad(a) for _, a, _, _ in out]),
         mask=jnp.array([[t < len(a) for t in range(T)] for _, a, _, _ in out]),
-        log_pb=jnp.array([lp for _, _, lp, _ in out]), log_reward=jnp.array([lr for _, _, _, lr in out]),
+        log_pb=jnp.array([lp for _, _, lp, _ in out]),
+        log_reward=jnp.array([lr for _, _, _, lr in out]),
     )
 
 
@@ -111,7 +114,9 @@ def test_oracle_is_a_distribution_and_matches_the_dp():
 @pytest.fixture(scope="module")
 def batch():
     """40 000 on-policy trajectories of the tabular policy, evaluated once."""
-    return jax.jit(lambda k: sample_forward(ENV, k, tabular_policy(THETA), 40_000))(jax.random.PRNGKey(0))
+    return jax.jit(lambda k: sample_forward(ENV, k, tabular_policy(THETA), 40_000))(
+        jax.random.PRNGKey(0)
+    )
 
 
 def per_traj_grads(traj, adv):
@@ -167,6 +172,7 @@ def test_pg_gradient_is_minus_half_expected_tb_gradient():
     """On-policy: Σ_τ P_F(τ) ∇L_TB(τ; log Z) = −2 ∇ELBO for any log Z (exact enumeration)."""
     exact = jax.grad(exact_elbo)(THETA)
     for log_z in (-1.3, 0.0, 2.5):
+
         def expected_tb_grad_surrogate(theta, log_z=log_z):
             lpf = exact_log_pf(theta)
             resid = log_z + lpf - TAUS["log_reward"] - TAUS["log_pb"]
@@ -193,8 +199,16 @@ def test_ppo_objective_at_theta_old_is_zero_and_its_gradient_is_the_gae_gradient
 
     def ppo_loss(theta):
         ev = evaluate(tabular_apply(theta), sub)
-        return pg.ppo_surrogate(ev.log_probs[:, :-1], ev_old.log_probs[:, :-1], sub.actions, adv,
-                                sub.forward_mask[:, :-1], sub.mask, 0.2, 1.0)
+        return pg.ppo_surrogate(
+            ev.log_probs[:, :-1],
+            ev_old.log_probs[:, :-1],
+            sub.actions,
+            adv,
+            sub.forward_mask[:, :-1],
+            sub.mask,
+            0.2,
+            1.0,
+        )
 
     def pg_loss(theta):
         return pg.pg_surrogate(evaluate(tabular_apply(theta), sub).log_pf, adv, sub.mask)
@@ -204,7 +218,9 @@ def test_ppo_objective_at_theta_old_is_zero_and_its_gradient_is_the_gae_gradient
     np.testing.assert_allclose(grad, jax.jit(jax.grad(pg_loss))(THETA), atol=1e-5, rtol=1e-5)
     assert float(jnp.abs(grad).max()) > 1e-2
     # away from θ_old the KL penalty is positive and the objective differs from the PG one
-    (loss2, info2) = jax.jit(ppo_loss)(THETA + 0.5 * jax.random.normal(jax.random.PRNGKey(3), THETA.shape))
+    (loss2, info2) = jax.jit(ppo_loss)(
+        THETA + 0.5 * jax.random.normal(jax.random.PRNGKey(3), THETA.shape)
+    )
     assert float(info2["kl"]) > 1e-3
 
 
@@ -214,7 +230,9 @@ def test_niu_log_z_gradient_is_log_z_minus_mean_soft_return(batch):
     g = pg.soft_return(soft_g(sub), sub.mask)
     for log_z in (-2.0, 0.3):
         costs = pg.niu_costs(sub.log_pf, sub.log_pb, sub.log_reward, log_z, sub.mask, sub.done)
-        np.testing.assert_allclose(pg.niu_log_z_gradient(costs, sub.mask), log_z - g.mean(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            pg.niu_log_z_gradient(costs, sub.mask), log_z - g.mean(), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_niu_log_z_by_adam_converges_to_the_elbo_for_a_fixed_policy():
@@ -268,7 +286,9 @@ def test_conjugate_gradient_solves_spd_system():
     h = m @ m.T + 0.5 * jnp.eye(6)
     b = jnp.arange(6.0) - 2.0
     x = optim.conjugate_gradient(lambda v: h @ v, b, iters=12)
-    np.testing.assert_allclose(x, np.linalg.solve(np.asarray(h, np.float64), np.asarray(b)), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        x, np.linalg.solve(np.asarray(h, np.float64), np.asarray(b)), rtol=1e-3, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("max_kl", [0.01, 0.05])
@@ -285,7 +305,9 @@ def test_trpo_step_respects_its_kl_bound_and_improves(batch, max_kl):
 
     def kl_fn(theta):
         ev = evaluate(tabular_apply(theta), sub)
-        kl = pg.categorical_kl(ev_old.log_probs[:, :-1], ev.log_probs[:, :-1], sub.forward_mask[:, :-1])
+        kl = pg.categorical_kl(
+            ev_old.log_probs[:, :-1], ev.log_probs[:, :-1], sub.forward_mask[:, :-1]
+        )
         return jnp.where(sub.mask, kl, 0.0).sum() / n
 
     new, info = jax.jit(lambda th: optim.trpo_step(loss_fn, kl_fn, th, max_kl))(THETA)
@@ -303,7 +325,10 @@ def test_hypergrid_guide_caps_the_raw_stop_logit_only_outside_reward_bands():
     states = env.enumerate_states()
     logits = jax.random.normal(jax.random.PRNGKey(0), (env.num_states, env.num_actions)) * 5
     guided = np.asarray(guides.get(env)(env, states, logits))
-    low = env.log_reward(HypergridState(states.coords, jnp.ones_like(states.done))) <= math.log(1e-3) + 1e-6
+    low = (
+        env.log_reward(HypergridState(states.coords, jnp.ones_like(states.done)))
+        <= math.log(1e-3) + 1e-6
+    )
     np.testing.assert_array_equal(guided[:, :-1], np.asarray(logits[:, :-1]))
     want = np.where(low, np.minimum(logits[:, -1], math.log(1e-5)), logits[:, -1])
     np.testing.assert_allclose(guided[:, -1], want)
@@ -320,7 +345,7 @@ def test_rl_g_requires_a_guide():
         algos.make("ppo", ENV, batch_size=16, value_minibatches=3)
 
 
-# --- convergence -----------------------------------------------------------------------------------
+# --- convergence ----------------------------------------------------------------------------------
 
 CONV_ENV = Hypergrid(dim=2, side=6)
 CONV = {  # algo: (iterations, config overrides, TV threshold)
@@ -336,7 +361,9 @@ CONV = {  # algo: (iterations, config overrides, TV threshold)
 def test_convergence_small_hypergrid(name):
     iters, over, threshold = CONV[name]
     algo = algos.make(name.removesuffix("_tlm"), CONV_ENV, hidden=(32, 32), **over)
-    carry, curves = train(algo, jax.random.PRNGKey(0), iters, iters, metrics=[ExactDistribution(CONV_ENV)])
+    carry, curves = train(
+        algo, jax.random.PRNGKey(0), iters, iters, metrics=[ExactDistribution(CONV_ENV)]
+    )
     tv = np.asarray(curves["tv"])
     assert tv[0] > 0.5  # the uniform initial policy is far from π
     assert tv[-1] < threshold, tv

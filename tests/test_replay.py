@@ -41,7 +41,9 @@ def test_ring_buffer_wraps_around_and_keeps_the_newest_items():
 def test_masked_add_stores_only_valid_rows_in_order():
     buf = replay.init(_example(), 8)
     mask = jnp.array([True, False, True, False, False, True])
-    buf = replay.add(buf, _items([1, 2, 3, 4, 5, 6]), mask, priorities=jnp.array([1., 9., 2., 9., 9., 3.]))
+    buf = replay.add(
+        buf, _items([1, 2, 3, 4, 5, 6]), mask, priorities=jnp.array([1.0, 9.0, 2.0, 9.0, 9.0, 3.0])
+    )
     assert int(buf.size) == 3 and int(buf.position) == 3
     np.testing.assert_array_equal(np.asarray(buf.items["x"][:3]), [1, 3, 6])
     np.testing.assert_allclose(np.asarray(buf.priorities[:3]), [1, 2, 3], atol=1e-5)
@@ -56,12 +58,15 @@ def _chi_square_p(counts, probs):
 
 @pytest.mark.parametrize("alpha", [0.5, 1.0])
 def test_prioritised_sampling_frequencies_are_proportional_to_priority_power_alpha(alpha):
-    """Draws are multinomial with P(i) = p_i^α / Σ p_j^α (chi-square), over the filled slots only."""
+    """Draws are multinomial with P(i) = p_i^α / Σ p_j^α (chi-square), over the filled slots
+    only."""
     prio = np.array([0.1, 0.5, 1.0, 2.0, 4.0, 8.0, 0.3])
     buf = replay.init(_example(), 10)  # 3 empty slots that must never be drawn
     buf = replay.add(buf, _items(np.arange(7)), priorities=jnp.asarray(prio))
     n = 40_000
-    smp = jax.jit(replay.sample_prioritised, static_argnums=2)(buf, jax.random.PRNGKey(0), n, alpha, 0.0)
+    smp = jax.jit(replay.sample_prioritised, static_argnums=2)(
+        buf, jax.random.PRNGKey(0), n, alpha, 0.0
+    )
     idx = np.asarray(smp.indices)
     assert idx.max() < 7
     np.testing.assert_array_equal(np.asarray(smp.items["i"]), idx)  # items match their slots
@@ -76,7 +81,9 @@ def test_prioritised_sampling_frequencies_are_proportional_to_priority_power_alp
 
 
 def test_uniform_sampling_frequencies_and_unit_weights():
-    buf = replay.add(replay.init(_example(), 16), _items(np.arange(6)), priorities=jnp.arange(6.0) + 1)
+    buf = replay.add(
+        replay.init(_example(), 16), _items(np.arange(6)), priorities=jnp.arange(6.0) + 1
+    )
     smp = replay.sample_uniform(buf, jax.random.PRNGKey(1), 30_000)
     counts = np.bincount(np.asarray(smp.indices), minlength=16).astype(float)
     assert counts[6:].sum() == 0

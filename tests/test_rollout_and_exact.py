@@ -64,7 +64,11 @@ def brute_force(table):
 
 def test_dp_uniform_policy_equals_brute_force(env):
     dag = build_dag(env)
-    p_dp = np.asarray(terminal_distribution(dag, masked_log_softmax(jnp.zeros((env.num_states, env.num_actions)), dag.forward_mask)))
+    p_dp = np.asarray(
+        terminal_distribution(
+            dag, masked_log_softmax(jnp.zeros((env.num_states, env.num_actions)), dag.forward_mask)
+        )
+    )
     p_bf, _ = brute_force(np.zeros((env.num_states, env.num_actions)))
     np.testing.assert_allclose(p_dp, p_bf, atol=1e-6)
     np.testing.assert_allclose(p_dp.sum(), 1.0, atol=1e-5)
@@ -90,8 +94,12 @@ def test_distribution_metrics_known_values():
 def test_forward_samples_follow_the_dp_distribution(env, table):
     """Chi-square goodness of fit of 20k sampled terminals to the exact P_T."""
     n = 20000
-    traj = jax.jit(functools.partial(sample_forward, env, policy_fn=table_policy(env, table), batch_size=n))(jax.random.PRNGKey(0))
-    counts = np.bincount(np.asarray(env.terminal_index(traj.final_state)), minlength=env.num_terminals)
+    traj = jax.jit(
+        functools.partial(sample_forward, env, policy_fn=table_policy(env, table), batch_size=n)
+    )(jax.random.PRNGKey(0))
+    counts = np.bincount(
+        np.asarray(env.terminal_index(traj.final_state)), minlength=env.num_terminals
+    )
     p_bf, _ = brute_force(table)
     expected = n * p_bf
     keep = expected > 5
@@ -119,11 +127,17 @@ def test_trajectory_fields_are_consistent(env, table):
     coords = np.asarray(traj.states.coords)
     parents = (coords[:, 1:] > 0).sum(-1)
     want_pb = np.where(np.asarray(traj.done), 0.0, -np.log(np.maximum(parents, 1)))
-    np.testing.assert_allclose(np.asarray(traj.log_pb), np.where(np.asarray(traj.mask), want_pb, 0.0), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(traj.log_pb), np.where(np.asarray(traj.mask), want_pb, 0.0), atol=1e-5
+    )
     # log P_F equals the table policy's masked log-softmax at the visited states
-    logp = masked_log_softmax(table[coords[:, :-1, 0] * SIDE + coords[:, :-1, 1]], traj.forward_mask[:, :-1])
+    logp = masked_log_softmax(
+        table[coords[:, :-1, 0] * SIDE + coords[:, :-1, 1]], traj.forward_mask[:, :-1]
+    )
     want_pf = np.take_along_axis(np.asarray(logp), acts[..., None], -1)[..., 0]
-    np.testing.assert_allclose(np.asarray(traj.log_pf), np.where(np.asarray(traj.mask), want_pf, 0.0), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(traj.log_pf), np.where(np.asarray(traj.mask), want_pf, 0.0), atol=1e-5
+    )
     # padding repeats the terminal state
     np.testing.assert_array_equal(coords[:, -1], x)
 
@@ -138,9 +152,13 @@ def test_backward_trajectories_replay_forward(env, table):
     assert bool(state.done.all())
     np.testing.assert_array_equal(np.asarray(traj.length), np.asarray(x.coords).sum(-1) + 1)
     coords = np.asarray(traj.states.coords)
-    logp = masked_log_softmax(table[coords[:, :-1, 0] * SIDE + coords[:, :-1, 1]], traj.forward_mask[:, :-1])
+    logp = masked_log_softmax(
+        table[coords[:, :-1, 0] * SIDE + coords[:, :-1, 1]], traj.forward_mask[:, :-1]
+    )
     want = np.take_along_axis(np.asarray(logp), np.asarray(traj.actions)[..., None], -1)[..., 0]
-    np.testing.assert_allclose(np.asarray(traj.log_pf), np.where(np.asarray(traj.mask), want, 0.0), atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(traj.log_pf), np.where(np.asarray(traj.mask), want, 0.0), atol=1e-5
+    )
 
 
 def test_elbo_estimate_matches_exact_elbo(env, table):

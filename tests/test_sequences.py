@@ -34,8 +34,9 @@ SMALL_ENVS = {
     "bitseq_ar": lambda: envs.make("bitseq_ar", n=8, k=4, num_modes=3),
     "sequence": lambda: envs.make("sequence", seq_length=3, vocab_size=3),
     "qm9str_pa": lambda: envs.make("qm9str", num_blocks=3, mode_fraction=0.02, test_size=64),
-    "qm9str_any": lambda: envs.make("qm9str", variant="any_position", num_blocks=2, mode_fraction=0.2,
-                                    test_size=16),
+    "qm9str_any": lambda: envs.make(
+        "qm9str", variant="any_position", num_blocks=2, mode_fraction=0.2, test_size=16
+    ),
 }
 
 
@@ -61,8 +62,14 @@ def _edges(env, states):
         term = env.is_terminal(child)
         safe = jax.tree.map(lambda x: jnp.maximum(x, 0), child)
         idx = jnp.where(term, env.terminal_index(safe), env.state_index(child))
-        return dict(child_len=child.length, b_valid=jnp.take_along_axis(bmask, b[:, None], 1)[:, 0],
-                    parent=parent.tokens, back=env.to_forward_action(child, b), term=term, idx=idx)
+        return dict(
+            child_len=child.length,
+            b_valid=jnp.take_along_axis(bmask, b[:, None], 1)[:, 0],
+            parent=parent.tokens,
+            back=env.to_forward_action(child, b),
+            term=term,
+            idx=idx,
+        )
 
     return jax.jit(jax.vmap(one))(jnp.arange(env.num_actions))
 
@@ -108,7 +115,7 @@ def test_bitseq_default_sizes_and_mask_cost():
     assert env.forward_mask(s).shape == (2, 3840) and bool(env.forward_mask(s).all())
 
 
-# --- modes, test set, rewards ------------------------------------------------------------------------
+# --- modes, test set, rewards ---------------------------------------------------------------------
 def test_mode_set_and_test_set_sizes_and_distances():
     env = envs.make("bitseq")
     modes = np.asarray(mode_bits(120, 60, env.mode_seed)).astype(int)
@@ -156,9 +163,13 @@ def test_qm9str_table_lookup_matches_data_file():
     idx = [int(s, 11) for s in strings]
     np.testing.assert_array_equal(env.proxy(np.asarray(tokens)), y[idx])
     state = SequenceState(tokens=tokens, length=jnp.full((len(strings),), 5, jnp.int32))
-    expect = np.log(100.0) + 5 * (np.log(np.maximum(y[idx], 1e-3)) - np.log(np.maximum(y, 1e-3).max()))
+    expect = np.log(100.0) + 5 * (
+        np.log(np.maximum(y[idx], 1e-3)) - np.log(np.maximum(y, 1e-3).max())
+    )
     np.testing.assert_allclose(np.asarray(env.log_reward(state)), expect, rtol=1e-5, atol=1e-5)
-    assert float(jnp.max(env.log_reward(env.enumerate_terminals()))) == pytest.approx(np.log(100.0), abs=1e-5)
+    assert float(jnp.max(env.log_reward(env.enumerate_terminals()))) == pytest.approx(
+        np.log(100.0), abs=1e-5
+    )
     assert env.smiles(np.asarray(tokens[:1]))[0] == "C.C.C.C.C"
 
 
@@ -219,14 +230,18 @@ def test_qm9str_full_dp_sums_to_one():
     assert float(jnp.exp(dag.true_log_probs).sum()) == pytest.approx(1.0, abs=1e-4)
 
 
-# --- metrics -------------------------------------------------------------------------------------------
+# --- metrics --------------------------------------------------------------------------------------
 def test_rank_correlations_match_scipy():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 6, 200).astype(np.float32)  # many ties
     y = (x + rng.normal(size=200)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(rankdata(jnp.asarray(x))), stats.rankdata(x) - 1)
-    assert float(spearman(jnp.asarray(x), jnp.asarray(y))) == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-5)
-    assert float(pearson(jnp.asarray(x), jnp.asarray(y))) == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-5)
+    assert float(spearman(jnp.asarray(x), jnp.asarray(y))) == pytest.approx(
+        stats.spearmanr(x, y)[0], abs=1e-5
+    )
+    assert float(pearson(jnp.asarray(x), jnp.asarray(y))) == pytest.approx(
+        stats.pearsonr(x, y)[0], abs=1e-5
+    )
     assert float(pearson(jnp.ones(5), jnp.arange(5.0))) == 0.0
 
 
@@ -254,8 +269,11 @@ def test_log_prob_estimate_is_unbiased_for_exact_probability():
     x = _take(env.enumerate_terminals(), jnp.arange(0, 256, 37))  # 7 terminals
     N = 2000  # one chunk: N copies of each x, one backward trajectory each
     xs = _take(x, jnp.tile(jnp.arange(7), N))
-    log_w = jax.jit(lambda k: estimate_log_prob(env, k, xs, _tabular_bit_policy(env, logits), 1, chunk_size=7 * N))(
-        jax.random.PRNGKey(2))
+    log_w = jax.jit(
+        lambda k: estimate_log_prob(
+            env, k, xs, _tabular_bit_policy(env, logits), 1, chunk_size=7 * N
+        )
+    )(jax.random.PRNGKey(2))
     w = np.exp(np.asarray(log_w, np.float64)).reshape(N, 7)
     est, se = w.mean(0), w.std(0) / np.sqrt(N)
     exact = np.asarray(p_exact)[np.asarray(env.terminal_index(x))]
@@ -264,12 +282,22 @@ def test_log_prob_estimate_is_unbiased_for_exact_probability():
 
     env_ar = SMALL_ENVS["bitseq_ar"]()
     logits_ar = _table_logits(env_ar, jax.random.PRNGKey(4))
-    lp = jax.jit(lambda k: estimate_log_prob(env_ar, k, env_ar.enumerate_terminals(),
-                                             _tabular_bit_policy(env_ar, logits_ar), 1, chunk_size=256))(
-        jax.random.PRNGKey(0))
-    np.testing.assert_allclose(np.exp(np.asarray(lp)),
-                               np.asarray(policy_terminal_distribution(build_dag(env_ar), logits_ar)),
-                               rtol=1e-4, atol=1e-7)
+    lp = jax.jit(
+        lambda k: estimate_log_prob(
+            env_ar,
+            k,
+            env_ar.enumerate_terminals(),
+            _tabular_bit_policy(env_ar, logits_ar),
+            1,
+            chunk_size=256,
+        )
+    )(jax.random.PRNGKey(0))
+    np.testing.assert_allclose(
+        np.exp(np.asarray(lp)),
+        np.asarray(policy_terminal_distribution(build_dag(env_ar), logits_ar)),
+        rtol=1e-4,
+        atol=1e-7,
+    )
 
 
 def test_modes_found_is_cumulative_and_topk_deduplicates():
@@ -278,12 +306,14 @@ def test_modes_found_is_cumulative_and_topk_deduplicates():
 
     def state_of(bits):
         from gfnjax.envs.bitseq import bits_to_words
+
         w = jnp.asarray(bits_to_words(np.asarray(bits), 4))
         return SequenceState(tokens=w, length=jnp.full((w.shape[0],), 4, jnp.int32))
 
     far = 1 - modes  # complement: 16 bits from its mode
     near = modes.copy()
     near[:, :3] ^= 1  # 3 flips: within threshold
+
     def info(bits):
         st = state_of(bits)
         return StepInfo(jnp.int32(len(bits)), jnp.int32(0), st, env.log_reward(st), {})
@@ -292,10 +322,14 @@ def test_modes_found_is_cumulative_and_topk_deduplicates():
     mf_update = jax.jit(mf.update)
     c = mf.init()
     c = mf_update(c, info(np.concatenate([near[:2], far[:4]])))
-    expected = np.abs(np.concatenate([near[:2], far[:4]])[:, None].astype(int) - modes[None]).sum(-1) <= 3
+    expected = (
+        np.abs(np.concatenate([near[:2], far[:4]])[:, None].astype(int) - modes[None]).sum(-1) <= 3
+    )
     assert float(mf.compute(c, None, None, None)["modes"]) == expected.any(0).sum()
     c = mf_update(c, info(near[1:3]))
-    expected = expected.any(0) | (np.abs(near[1:3, None].astype(int) - modes[None]).sum(-1) <= 3).any(0)
+    expected = expected.any(0) | (
+        np.abs(near[1:3, None].astype(int) - modes[None]).sum(-1) <= 3
+    ).any(0)
     assert float(mf.compute(c, None, None, None)["modes"]) == expected.sum()
 
     top = TopKReward(env, 3)
@@ -314,7 +348,9 @@ def test_modes_found_is_cumulative_and_topk_deduplicates():
 
 def test_transformer_torso_shapes_and_position_sensitivity():
     env = envs.make("bitseq", n=16, k=4, num_modes=6)
-    net = PolicyNet(env.num_actions, env.num_backward_actions, make_torso("transformer", (32,), env))
+    net = PolicyNet(
+        env.num_actions, env.num_backward_actions, make_torso("transformer", (32,), env)
+    )
     s = env.step(env.reset(2), jnp.asarray([0 * 16 + 5, 1 * 16 + 5]))  # same word, different slots
     obs = env.observe(s)
     params = jax.jit(net.init)(jax.random.PRNGKey(0), obs)
@@ -325,7 +361,7 @@ def test_transformer_torso_shapes_and_position_sensitivity():
         make_torso("transformer", (32,), envs.make("hypergrid"))
 
 
-# --- every algorithm trains on every sequence environment --------------------------------------------
+# --- every algorithm trains on every sequence environment -----------------------------------------
 SMOKE_ENVS = {
     "bitseq": lambda: envs.make("bitseq", n=16, k=4, num_modes=6),
     "qm9str": lambda: envs.make("qm9str", num_blocks=4, mode_fraction=0.005),
@@ -343,12 +379,22 @@ def _smoke_run(algo_name):
     fields = set(algos.config_fields(algo_name))
     extra = {k: v for k, v in SMALL_OVERRIDES.items() if k in fields}
     names = sorted(SMOKE_ENVS)
-    algs = [algos.make(algo_name, SMOKE_ENVS[n](), hidden=(32,), batch_size=4,
-                       torso="transformer" if (algo_name, n) == ("tb", "bitseq") else "mlp", **extra)
-            for n in names]
+    algs = [
+        algos.make(
+            algo_name,
+            SMOKE_ENVS[n](),
+            hidden=(32,),
+            batch_size=4,
+            torso="transformer" if (algo_name, n) == ("tb", "bitseq") else "mlp",
+            **extra,
+        )
+        for n in names
+    ]
     states = [a.init(jax.random.PRNGKey(0)) for a in algs]
     step = lambda ss, k: [a.update(s, k) for a, s in zip(algs, ss)]
-    update = jax.jit(step).lower(states, jax.random.PRNGKey(1)).compile(compiler_options=FAST_COMPILE)
+    update = (
+        jax.jit(step).lower(states, jax.random.PRNGKey(1)).compile(compiler_options=FAST_COMPILE)
+    )
     for i in range(2):
         out = update(states, jax.random.PRNGKey(i + 1))
         states = [o[0] for o in out]
@@ -377,8 +423,10 @@ def test_rl_g_guides_follow_the_mode_set_and_the_reward_table():
     assert np.all(cap[cap != 0] == pytest.approx(np.log(1e-5)))
     q = envs.make("qm9str", num_blocks=3, mode_fraction=0.02)
     prefix = np.array([[2, 1, 0, 0], [0, 1, 2, 2]])  # strings one step from completion
-    s = SequenceState(tokens=jnp.asarray(np.pad(prefix, ((0, 0), (0, 1)), constant_values=-1)),
-                                    length=jnp.full((2,), 4, jnp.int32))
+    s = SequenceState(
+        tokens=jnp.asarray(np.pad(prefix, ((0, 0), (0, 1)), constant_values=-1)),
+        length=jnp.full((2,), 4, jnp.int32),
+    )
     cap = np.asarray(guides.get(q)(q, s, jnp.zeros((2, q.num_actions))))
     table = np.asarray(q.log_reward(q.enumerate_terminals()))  # base-3 order
     for a in range(q.num_actions):  # a < 3 prepends block a, else appends block a − 3
@@ -386,4 +434,6 @@ def test_rl_g_guides_follow_the_mode_set_and_the_reward_table():
         low = table[[int("".join(map(str, c)), 3) for c in child]] < np.quantile(table, 0.9)
         np.testing.assert_array_equal(cap[:, a] < 0, low)
     s3 = SequenceState(tokens=jnp.asarray([[0, 1, 2, -1, -1]]), length=jnp.asarray([3]))
-    assert np.all(np.asarray(guides.get(q)(q, s3, jnp.zeros((1, q.num_actions)))) == 0)  # no cap yet
+    assert np.all(
+        np.asarray(guides.get(q)(q, s3, jnp.zeros((1, q.num_actions)))) == 0
+    )  # no cap yet

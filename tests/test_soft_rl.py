@@ -1,6 +1,7 @@
-"""Soft-RL value methods (REFERENCE.md §2): tabular fixed points of the SoftDQN and Munchausen
-targets against true edge flows computed independently, loss functions against numpy, transition
-extraction, and SoftDQN / M-DQN training to a small exact TV through the one training loop."""
+"""Soft-RL value methods (docs/methods.md §2): tabular fixed points of the SoftDQN and
+Munchausen targets against true edge flows computed independently, loss functions against numpy,
+transition extraction, and SoftDQN / M-DQN training to a small exact TV through the one training
+loop."""
 
 import itertools
 import math
@@ -77,9 +78,16 @@ def tabular():
             if fmask[s, a]:
                 log_edge[s, a] = math.log(edge[c, a])
     return dict(
-        env=env, dag=dag, child=jnp.asarray(child), done=jnp.asarray(done), fmask=dag.forward_mask,
-        log_pb=jnp.asarray(log_pb, jnp.float32), log_reward=jnp.asarray(log_reward, jnp.float32),
-        log_edge=log_edge, log_v=log_v, log_z=math.log(sum(_reward(c) for c in flow)),
+        env=env,
+        dag=dag,
+        child=jnp.asarray(child),
+        done=jnp.asarray(done),
+        fmask=dag.forward_mask,
+        log_pb=jnp.asarray(log_pb, jnp.float32),
+        log_reward=jnp.asarray(log_reward, jnp.float32),
+        log_edge=log_edge,
+        log_v=log_v,
+        log_z=math.log(sum(_reward(c) for c in flow)),
     )
 
 
@@ -92,13 +100,30 @@ def _q_iteration(tab, n_iter, alpha=None, tau=None):
     def step(_, q):
         q_next, next_mask = q[child], fmask[child]  # [S, A, A]
         if alpha is None:
-            y = soft_dqn_targets(q_next, next_mask, tab["log_pb"], tab["log_reward"], tab["done"],
-                                 1.0 if tau is None else tau)
+            y = soft_dqn_targets(
+                q_next,
+                next_mask,
+                tab["log_pb"],
+                tab["log_reward"],
+                tab["done"],
+                1.0 if tau is None else tau,
+            )
         else:
             q_here = jnp.broadcast_to(q[:, None, :], (S, A, A))
             mask_here = jnp.broadcast_to(fmask[:, None, :], (S, A, A))
-            y = munchausen_targets(q_next, next_mask, q_here, mask_here, actions, tab["log_pb"],
-                                   tab["log_reward"], tab["done"], alpha, -100.0, tau)
+            y = munchausen_targets(
+                q_next,
+                next_mask,
+                q_here,
+                mask_here,
+                actions,
+                tab["log_pb"],
+                tab["log_reward"],
+                tab["done"],
+                alpha,
+                -100.0,
+                tau,
+            )
         return jnp.where(fmask, y, 0.0)
 
     return jax.jit(lambda q: jax.lax.fori_loop(0, n_iter, step, q))(jnp.zeros((S, A), jnp.float32))
@@ -166,11 +191,17 @@ def test_targets_and_loss_match_numpy_under_jit_and_vmap():
 
     y_soft = log_pb + np.where(done, log_r, lse(q_next, next_mask, 1.0))
     log_pi = q_s[np.arange(n), action] / tau - lse(q_s, mask, tau) / tau
-    y_m = log_pb + np.where(done, log_r, lse(q_next, next_mask, tau)) + alpha * np.clip(tau * log_pi, l0, 0)
+    y_m = (
+        log_pb
+        + np.where(done, log_r, lse(q_next, next_mask, tau))
+        + alpha * np.clip(tau * log_pi, l0, 0)
+    )
     assert (tau * log_pi < l0).any() and (tau * log_pi > l0).any()  # both sides of the clip
 
     f_soft = jax.jit(jax.vmap(soft_dqn_targets))
-    np.testing.assert_allclose(f_soft(q_next, next_mask, log_pb, log_r, done), y_soft, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        f_soft(q_next, next_mask, log_pb, log_r, done), y_soft, rtol=1e-5, atol=1e-5
+    )
     f_m = jax.jit(jax.vmap(lambda *a: munchausen_targets(*a, alpha=alpha, l0=l0)))
     np.testing.assert_allclose(
         f_m(q_next, next_mask, q_s, mask, action, log_pb, log_r, done), y_m, rtol=1e-5, atol=1e-5
@@ -183,7 +214,9 @@ def test_targets_and_loss_match_numpy_under_jit_and_vmap():
     loss, per = soft_q_loss(jnp.asarray(q_sa), jnp.asarray(y_soft), jnp.asarray(w))
     assert float(loss) == pytest.approx(float(np.mean(w * hub)), rel=1e-5)
     np.testing.assert_allclose(per, hub, rtol=1e-5, atol=1e-6)
-    g = jax.grad(lambda q: soft_q_loss(q, jnp.asarray(y_soft), jnp.asarray(w))[0])(jnp.asarray(q_sa))
+    g = jax.grad(lambda q: soft_q_loss(q, jnp.asarray(y_soft), jnp.asarray(w))[0])(
+        jnp.asarray(q_sa)
+    )
     np.testing.assert_allclose(g, w * np.clip(err, -1, 1) / n, rtol=1e-5, atol=1e-7)
 
 
@@ -202,7 +235,9 @@ def test_trajectory_transitions_and_buffer_push():
         # one pass over the trajectory's states gives the same TD as separate passes over s and s'
         leaves, tree = jax.tree_util.tree_flatten(state.params["net"])
         ks = jax.random.split(k_update, len(leaves))
-        net = jax.tree_util.tree_unflatten(tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, ks)])
+        net = jax.tree_util.tree_unflatten(
+            tree, [x + 0.3 * jax.random.normal(k, x.shape) for x, k in zip(leaves, ks)]
+        )
         target = jax.tree.map(lambda x: 0.5 * x, net)
         td_pairs = algo.td(net, target, tr, state.hparams)
         td_traj = algo.trajectory_td(net, target, traj, tr, state.hparams)
@@ -215,7 +250,9 @@ def test_trajectory_transitions_and_buffer_push():
     assert v.sum() == int(length.sum())
     assert (np.asarray(tr.done) & v).sum() == 8  # one terminating transition per trajectory
     # each valid transition is a real edge: next = step(state, action), log R only where done
-    np.testing.assert_array_equal(np.asarray(stepped.coords)[v], np.asarray(tr.next_state.coords)[v])
+    np.testing.assert_array_equal(
+        np.asarray(stepped.coords)[v], np.asarray(tr.next_state.coords)[v]
+    )
     np.testing.assert_array_equal(np.asarray(next_terminal)[v], np.asarray(tr.done)[v])
     assert np.all(np.asarray(tr.log_reward)[v & ~np.asarray(tr.done)] == 0)
     for a, b in zip(td_pairs, td_traj):
@@ -239,9 +276,19 @@ def test_config_validation_and_presets():
         MDQNConfig(munchausen_l0=1.0)
     bit = algos.make("mdqn", envs.make("bitseq", n=16, k=4, num_modes=4)).config
     assert (bit.polyak, bit.target_every, bit.munchausen_l0, bit.leaf_coeff) == (1.0, 5, -25.0, 2.0)
-    assert (bit.per_alpha, bit.importance_weights, bit.per_beta, bit.new_priority) == (0.9, True, 0.1, "max")
+    assert (bit.per_alpha, bit.importance_weights, bit.per_beta, bit.new_priority) == (
+        0.9,
+        True,
+        0.1,
+        "max",
+    )
     hg = algos.make("mdqn", envs.make("hypergrid", dim=2, side=4)).config
-    assert (hg.polyak, hg.munchausen_alpha, hg.munchausen_l0, hg.per_alpha) == (0.25, 0.15, -100.0, 0.5)
+    assert (hg.polyak, hg.munchausen_alpha, hg.munchausen_l0, hg.per_alpha) == (
+        0.25,
+        0.15,
+        -100.0,
+        0.5,
+    )
     assert (hg.buffer_capacity, hg.replay_batch_size, hg.batch_size) == (100_000, 256, 16)
     assert (hg.importance_weights, hg.leaf_coeff) == (False, 1.0)
 
@@ -252,7 +299,9 @@ def test_soft_rl_reaches_small_exact_tv(name):
     at 0.05–0.08) and |log Z − log Z*| < 0.3, starting from TV ≈ 0.82 (uniform policy)."""
     env = envs.make("hypergrid", dim=2, side=8)
     algo = algos.make(name, env, hidden=(64, 64), buffer_capacity=10_000)
-    _, curves = gfnjax.train(algo, jax.random.PRNGKey(0), 800, 400, metrics=[ExactDistribution(env)])
+    _, curves = gfnjax.train(
+        algo, jax.random.PRNGKey(0), 800, 400, metrics=[ExactDistribution(env)]
+    )
     tv = np.asarray(curves["tv"])
     assert tv[0] > 0.5
     assert tv[-1] < 0.12, tv
@@ -263,42 +312,64 @@ def test_soft_rl_reaches_small_exact_tv(name):
 def test_seed_vmapped_training_equals_lone_seed_and_schedules():
     """A seed of a vmapped run equals the lone run; ε and β follow their linear schedules."""
     env = envs.make("hypergrid", dim=2, side=4)
-    algo = algos.make("mdqn", env, hidden=(16,), buffer_capacity=300, replay_batch_size=16,
-                      learning_starts=2, epsilon=0.5, epsilon_final=0.1, epsilon_decay_iterations=4,
-                      per_beta_iterations=4)
+    algo = algos.make(
+        "mdqn",
+        env,
+        hidden=(16,),
+        buffer_capacity=300,
+        replay_batch_size=16,
+        learning_starts=2,
+        epsilon=0.5,
+        epsilon_final=0.1,
+        epsilon_decay_iterations=4,
+        per_beta_iterations=4,
+    )
     keys = jnp.stack([jax.random.PRNGKey(s) for s in (0, 1)])
     many_carry, many = gfnjax.train_seeds(algo, keys, 8, 1, metrics=[])
     one_carry, one = gfnjax.train(algo, jax.random.PRNGKey(1), 8, 1, metrics=[])
     for k in ("train_loss", "train_mean_q", "train_buffer_size"):
-        np.testing.assert_allclose(np.asarray(many[k][1]), np.asarray(one[k]), rtol=1e-4, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(
+            np.asarray(many[k][1]), np.asarray(one[k]), rtol=1e-4, atol=1e-6, err_msg=k
+        )
     pick = jax.tree.map(lambda x: x[1], many_carry.state.params)
     for a, b in zip(jax.tree.leaves(pick), jax.tree.leaves(one_carry.state.params)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert not np.allclose(many["train_loss"][0][3:], many["train_loss"][1][3:])
-    np.testing.assert_allclose(np.asarray(one["train_epsilon"][1:]), [0.5, 0.4, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1], atol=1e-6)
-    np.testing.assert_allclose(np.asarray(one["train_per_beta"][1:]), [0, .25, .5, .75, 1, 1, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(one["train_epsilon"][1:]), [0.5, 0.4, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.asarray(one["train_per_beta"][1:]), [0, 0.25, 0.5, 0.75, 1, 1, 1, 1], atol=1e-6
+    )
 
 
 def test_dueling_head_is_a_q_function_whose_softmax_is_the_policy():
-    """Dueling Q = V + log_softmax_valid A: logsumexp_valid Q = V, and policy_fn gives softmax(Q/τ)."""
+    """Dueling Q = V + log_softmax_valid A: logsumexp_valid Q = V, and policy_fn gives
+    softmax(Q/τ)."""
     env = envs.make("hypergrid", dim=2, side=4)
     algo = algos.make("mdqn", env, hidden=(8,), buffer_capacity=10, dueling=True)
     state = algo.init(jax.random.PRNGKey(0))
     # random output heads (they are zero-initialised)
     leaves, tree = jax.tree_util.tree_flatten(state.params)
     keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    params = jax.tree_util.tree_unflatten(tree, [x + jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+    params = jax.tree_util.tree_unflatten(
+        tree, [x + jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+    )
     state = state.replace(params=params)
     states = env.enumerate_states()
     obs, mask = env.observe(states), env.forward_mask(states)
     q = algo.q_values(params["net"], obs, mask)
     v = algo.apply_net(params["net"], obs).log_flow
-    np.testing.assert_allclose(jax.nn.logsumexp(jnp.where(mask, q, -jnp.inf), -1), v, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        jax.nn.logsumexp(jnp.where(mask, q, -jnp.inf), -1), v, rtol=1e-5, atol=1e-5
+    )
     tau = 1 / (1 - 0.15)
     logits, _ = algo.policy_fn(state)(obs)
     lp_policy = jax.nn.log_softmax(jnp.where(mask, logits, -jnp.inf), -1)
     lp_q = jax.nn.log_softmax(jnp.where(mask, q / tau, -jnp.inf), -1)
-    np.testing.assert_allclose(np.asarray(lp_policy)[np.asarray(mask)], np.asarray(lp_q)[np.asarray(mask)], atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(lp_policy)[np.asarray(mask)], np.asarray(lp_q)[np.asarray(mask)], atol=1e-5
+    )
     s0 = int(env.state_index(env.reset(1))[0])
     expected = tau * jax.nn.logsumexp(jnp.where(mask[s0], q[s0] / tau, -jnp.inf))
     assert float(algo.log_z(state)) == pytest.approx(float(expected), abs=1e-5)

@@ -36,7 +36,9 @@ def test_seed_in_vmapped_sweep_equals_lone_seed(env):
     _, many = gfnjax.train_seeds(algo, keys, 60, 20)
     _, one = gfnjax.train(algo, jax.random.PRNGKey(1), 60, 20)
     for k in ("tv", "elbo", "log_z", "train_loss"):
-        np.testing.assert_allclose(np.asarray(many[k][1]), np.asarray(one[k]), rtol=2e-5, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(
+            np.asarray(many[k][1]), np.asarray(one[k]), rtol=2e-5, atol=1e-6, err_msg=k
+        )
     assert not np.allclose(many["tv"][0], many["tv"][1])  # different seeds differ
 
 
@@ -70,7 +72,9 @@ def test_learning_rate_grid_is_one_vmapped_program(env):
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     _, grid = gfnjax.train_seeds(algo, keys, 40, 20, hparams={"lr": lrs}, hparams_batched=True)
     _, alone = gfnjax.train(algo, jax.random.PRNGKey(0), 40, 20, hparams={"lr": 3e-3})
-    np.testing.assert_allclose(np.asarray(grid["tv"][2]), np.asarray(alone["tv"]), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(grid["tv"][2]), np.asarray(alone["tv"]), rtol=2e-5, atol=1e-6
+    )
     assert not np.allclose(grid["tv"][0][-1], grid["tv"][2][-1])
 
 
@@ -86,8 +90,14 @@ def test_hparams_and_schedule_validation(env):
 
 @pytest.mark.parametrize(
     "overrides,field",
-    [(dict(lr=-1.0), "lr"), (dict(batch_size=0), "batch_size"), (dict(epsilon=1.5), "epsilon"),
-     (dict(pb="magic"), "pb"), (dict(hidden=(0,)), "hidden"), (dict(lr_log_z=0.0), "lr_log_z")],
+    [
+        (dict(lr=-1.0), "lr"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(epsilon=1.5), "epsilon"),
+        (dict(pb="magic"), "pb"),
+        (dict(hidden=(0,)), "hidden"),
+        (dict(lr_log_z=0.0), "lr_log_z"),
+    ],
 )
 def test_bad_algo_config_names_the_field(env, overrides, field):
     with pytest.raises(ValueError, match=field):
@@ -118,6 +128,8 @@ def test_lax_map_over_seeds_equals_lone_seed(env, seed_batch):
     _, many = gfnjax.train_seeds(algo, keys, 40, 20, seed_batch=seed_batch)
     _, one = gfnjax.train(algo, jax.random.PRNGKey(2), 40, 20)
     for k in ("tv", "elbo", "log_z", "train_loss"):
-        np.testing.assert_allclose(np.asarray(many[k][2]), np.asarray(one[k]), rtol=2e-5, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(
+            np.asarray(many[k][2]), np.asarray(one[k]), rtol=2e-5, atol=1e-6, err_msg=k
+        )
     with pytest.raises(ValueError, match="seed_batch"):
         gfnjax.train_seeds(algo, keys, 40, 20, seed_batch=0)

@@ -74,6 +74,14 @@ def make(name: str, env: Env, preset: str | None = "auto", **overrides) -> Algor
 
 
 __all__ = [
-    "Algorithm", "BaseConfig", "REGISTRY", "StepInfo", "TrainState", "config_fields", "get_class",
-    "make", "names", "register",
+    "Algorithm",
+    "BaseConfig",
+    "REGISTRY",
+    "StepInfo",
+    "TrainState",
+    "config_fields",
+    "get_class",
+    "make",
+    "names",
+    "register",
 ]

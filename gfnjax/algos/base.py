@@ -42,8 +42,10 @@ PB_CHOICES = ("uniform", "learned", "tlm")
 def check_widths(obj: Any, name: str, allow_empty: bool = False) -> None:
     """Raise ValueError unless getattr(obj, name) is a tuple of positive ints."""
     value = getattr(obj, name)
-    ok = isinstance(value, tuple) and (allow_empty or len(value) > 0) and all(
-        isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in value
+    ok = (
+        isinstance(value, tuple)
+        and (allow_empty or len(value) > 0)
+        and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in value)
     )
     if not ok:
         raise ValueError(
@@ -97,7 +99,11 @@ class BaseConfig:
     weight_decay: float = 0.0
 
     SWEEPABLE: ClassVar[tuple[str, ...]] = (
-        "lr", "epsilon", "epsilon_final", "temperature", "pb_lr",
+        "lr",
+        "epsilon",
+        "epsilon_final",
+        "temperature",
+        "pb_lr",
     )
     # fields inherited from here that an algorithm does not use: not settable (gfnjax.algos)
     INACTIVE: ClassVar[tuple[str, ...]] = ()
@@ -171,7 +177,9 @@ def step_info(traj: Trajectory, scalars: Mapping[str, jax.Array]) -> StepInfo:
     )
 
 
-def adam(lr, clip_grad_norm: float = 0.0, weight_decay: float = 0.0) -> optax.GradientTransformation:
+def adam(
+    lr, clip_grad_norm: float = 0.0, weight_decay: float = 0.0
+) -> optax.GradientTransformation:
     """Adam whose learning rate lives in the optimiser state (a sweepable array leaf or a schedule
     `count -> lr`), optionally after global-norm clipping and L2 weight decay."""
     parts = []
@@ -184,8 +192,12 @@ def adam(lr, clip_grad_norm: float = 0.0, weight_decay: float = 0.0) -> optax.Gr
 
 
 def minibatch_epochs(
-    step: Callable[[Any, Any], tuple[Any, Any]], carry: Any, data: Any, key: jax.Array,
-    num_epochs: int, num_minibatches: int,
+    step: Callable[[Any, Any], tuple[Any, Any]],
+    carry: Any,
+    data: Any,
+    key: jax.Array,
+    num_epochs: int,
+    num_minibatches: int,
 ) -> tuple[Any, Any]:
     """`num_epochs` passes over `data` (leaves [B, ...]), each split into `num_minibatches` random
     minibatches of B / num_minibatches rows: nested lax.scan of `step(carry, minibatch)`.
@@ -282,8 +294,12 @@ class Algorithm:
     def sample(self, state: TrainState, key: jax.Array) -> Trajectory:
         """`batch_size` trajectories of the behaviour policy (no gradient flows through them)."""
         traj = sample_forward(
-            self.env, key, self.policy_fn(state), self.config.batch_size,
-            epsilon=self.exploration(state), temperature=state.hparams["temperature"],
+            self.env,
+            key,
+            self.policy_fn(state),
+            self.config.batch_size,
+            epsilon=self.exploration(state),
+            temperature=state.hparams["temperature"],
         )
         return jax.lax.stop_gradient(traj)
 
@@ -315,8 +331,11 @@ class Algorithm:
 
     def make_state(self, params: dict, hp: dict, extra: Any = None) -> TrainState:
         return TrainState(
-            params=params, opt_state=self.init_opt_state(params, hp), hparams=hp,
-            step=jnp.zeros((), jnp.int32), extra=extra,
+            params=params,
+            opt_state=self.init_opt_state(params, hp),
+            hparams=hp,
+            step=jnp.zeros((), jnp.int32),
+            extra=extra,
         )
 
     # hyperparameters ------------------------------------------------------------------------
@@ -361,7 +380,9 @@ class Algorithm:
         """`steps` Adam steps of phase "pb" on `backward_loss`; returns (state, scalars)."""
 
         def body(state, k):
-            loss, grads = jax.value_and_grad(self.backward_loss)(state.params["net"], traj, k, state)
+            loss, grads = jax.value_and_grad(self.backward_loss)(
+                state.params["net"], traj, k, state
+            )
             return self.apply_step(state, "pb", {"net": grads}), loss
 
         state, losses = jax.lax.scan(body, state, jax.random.split(key, steps))

@@ -36,7 +36,12 @@ class DB(FlowAlgorithm):
 
     def objective(self, params, ev, traj, hp):
         return detailed_balance(
-            ev.log_pf, ev.log_pb, ev.log_flow, traj.log_reward, traj.mask, traj.done,
+            ev.log_pf,
+            ev.log_pb,
+            ev.log_flow,
+            traj.log_reward,
+            traj.mask,
+            traj.done,
             reduce=self.config.average,
         )
 

@@ -75,6 +75,8 @@ class FlowAlgorithm(Algorithm):
         scalars = {}
         if self.config.pb == "tlm":
             state, scalars = self.backward_update(state, traj, k_pb, self.config.pb_steps)
-        (_, aux), grads = jax.value_and_grad(self.loss, has_aux=True)(state.params, traj, state.hparams)
+        (_, aux), grads = jax.value_and_grad(self.loss, has_aux=True)(
+            state.params, traj, state.hparams
+        )
         state = self.apply_step(state, "main", grads)
         return state.replace(step=state.step + 1), step_info(traj, {**scalars, **aux})

@@ -41,7 +41,9 @@ class FM(FlowAlgorithm):
         B, T1 = traj.obs.shape[:2]
         A_b = env.num_backward_actions
         # states s_1..s_T, flattened: [B·T]
-        states = jax.tree.map(lambda x: x[:, 1:].reshape((B * (T1 - 1),) + x.shape[2:]), traj.states)
+        states = jax.tree.map(
+            lambda x: x[:, 1:].reshape((B * (T1 - 1),) + x.shape[2:]), traj.states
+        )
         n = B * (T1 - 1)
 
         def parent_of(b):

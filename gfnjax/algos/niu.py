@@ -106,8 +106,15 @@ class NiuAlgorithm(PGAlgorithm):
 
     def advantages(self, state, ev, traj, values):
         log_z = state.params["log_z"]
-        costs = niu_costs(ev.log_pf, ev.log_pb, traj.log_reward, log_z, traj.mask, traj.done,
-                          self.config.log_reward_min)
+        costs = niu_costs(
+            ev.log_pf,
+            ev.log_pb,
+            traj.log_reward,
+            log_z,
+            traj.mask,
+            traj.done,
+            self.config.log_reward_min,
+        )
         adv, targets = self.gae_and_targets(-costs, values, traj.mask, state.hparams)
         extra = {"log_z": niu_log_z_gradient(costs, traj.mask)}
         info = {"soft_return": soft_return(-costs, traj.mask).mean() + log_z}
@@ -143,39 +150,60 @@ class RLB(NiuAlgorithm):
         """log of the forward policy P_B is pulled towards, float[N, A] (P_F itself for RL-B)."""
         return masked_log_softmax(logits, forward_mask)
 
+    def backward_mask(self, btraj):
+        """bool[B, T]: the transitions P_B decides (the stop transition has P_B = 1 and, as in
+        Niu et al.'s backward trajectories, carries no cost)."""
+        if self.env.stop_action < 0:
+            return btraj.mask
+        return btraj.mask & (btraj.actions != self.env.stop_action)
+
     def backward_costs(self, state, btraj):
         """c^B_t = log P_B(s_t|s_{t+1}) − log P_target(s_{t+1}|s_t), float[B, T] (no gradient)."""
         B, T1 = btraj.obs.shape[:2]
-        out = self.apply_net(state.params["net"], btraj.obs.reshape((B * T1,) + btraj.obs.shape[2:]))
+        out = self.apply_net(
+            state.params["net"], btraj.obs.reshape((B * T1,) + btraj.obs.shape[2:])
+        )
         flat_states = jax.tree.map(lambda x: x.reshape((B * T1,) + x.shape[2:]), btraj.states)
         fmask = btraj.forward_mask.reshape(B * T1, -1)
         log_target = self.target_log_probs(out.logits, flat_states, fmask).reshape(B, T1, -1)
         log_pt = gather_last(log_target[:, :-1], btraj.actions)
-        return sg(jnp.where(btraj.mask, btraj.log_pb - log_pt, 0.0))
+        return sg(jnp.where(self.backward_mask(btraj), btraj.log_pb - log_pt, 0.0))
 
-    def pb_after_update(self, state, traj, key):
-        # τ ~ P_B(·|x) from the forward batch's terminals; log_pb recorded by the sampler
-        btraj = sg(sample_backward(self.env, key, traj.final_state, self.policy_fn(state)))
+    def backward_batch(self, state, terminals, key):
+        """Backward trajectories τ ~ P_B(·|x) from `terminals` with their backward costs, the
+        cost-to-go (the V_B target) and the centred advantages, all without gradient."""
+        btraj = sg(sample_backward(self.env, key, terminals, self.policy_fn(state)))
         cost = self.backward_costs(state, btraj)
+        mask = self.backward_mask(btraj)
         # the backward decision that made transition t also decides t−1, …, 0: cost-to-go is
         # the forward cumulative sum; V_B(s_{t+1}) is its baseline (GAE with λ = 1)
-        to_go = jnp.where(btraj.mask, jnp.cumsum(cost, axis=1), 0.0)
+        to_go = jnp.where(mask, jnp.cumsum(cost, axis=1), 0.0)
         v_b = self.values(state.params["value_b"], btraj.obs)[:, 1:]
-        adv = mean_center(jnp.where(btraj.mask, to_go - v_b, 0.0), btraj.mask)
+        adv = mean_center(jnp.where(mask, to_go - v_b, 0.0), mask)
+        return btraj, cost, to_go, adv
+
+    def backward_pg_loss(self, net_params, btraj, adv, reduce="mean"):
+        """REINFORCE loss of P_B on the backward costs (minimised): its gradient estimates
+        ∇ E_{x} KL(P_B(τ|x) ‖ P_target(τ))."""
+        log_pb = self.evaluation(net_params, btraj).log_pb
+        return pg_surrogate(log_pb, -adv, self.backward_mask(btraj), reduce)
+
+    def pb_after_update(self, state, traj, key):
+        # τ ~ P_B(·|x) from the forward batch's terminals x ~ P_F
+        btraj, cost, to_go, adv = self.backward_batch(state, traj.final_state, key)
 
         def pb_loss(net_params):
-            log_pb = self.evaluation(net_params, btraj).log_pb
-            return pg_surrogate(log_pb, -adv, btraj.mask)  # minimise the cost
+            return self.backward_pg_loss(net_params, btraj, adv)
 
         def vb_loss(vb_params):
             v = self.values(vb_params, btraj.obs)[:, 1:]
-            return value_regression(v, to_go, btraj.mask, self.config.value_average)
+            return value_regression(v, to_go, self.backward_mask(btraj), self.config.value_average)
 
         loss, g_pb = jax.value_and_grad(pb_loss)(state.params["net"])
         state = self.apply_step(state, "pb", {"net": g_pb})
         vloss, g_vb = jax.value_and_grad(vb_loss)(state.params["value_b"])
         state = self.apply_step(state, "value_b", {"value_b": g_vb})
-        kl = jnp.mean(jnp.where(btraj.mask, cost, 0.0).sum(-1))
+        kl = jnp.mean(cost.sum(-1))
         return state, {"pb_loss": loss, "pb_value_loss": vloss, "backward_kl": kl}
 
 

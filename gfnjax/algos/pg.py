@@ -228,7 +228,12 @@ class PGAlgorithm(Algorithm):
         if self.value_loss == "subtb":
             # V as a log-flow with P_F and P_B fixed, V(x) := log R(x) (docs/methods.md §3.5)
             return subtrajectory_balance(
-                ev_old.log_pf, ev_old.log_pb, v, traj.log_reward, traj.mask, traj.done,
+                ev_old.log_pf,
+                ev_old.log_pb,
+                v,
+                traj.log_reward,
+                traj.mask,
+                traj.done,
                 hp["subtb_lam"],
             )
         if self.config.value_targets == "recomputed":
@@ -256,7 +261,9 @@ class PGAlgorithm(Algorithm):
             return self.apply_step(state, "value", {"value": grads}), loss
 
         data = (traj, ev_old, targets)
-        state, losses = minibatch_epochs(step, state, data, key, cfg.value_epochs, cfg.value_minibatches)
+        state, losses = minibatch_epochs(
+            step, state, data, key, cfg.value_epochs, cfg.value_minibatches
+        )
         return state, {"value_loss": losses[-1].mean()}
 
     def pb_after_update(self, state, traj, key):
@@ -272,7 +279,8 @@ class PGAlgorithm(Algorithm):
             state, scalars = self.pb_update(state, traj, k_pb)
         ev_old = sg(self.evaluation(state.params["net"], traj))
         values = (
-            sg(self.values(state.params["value"], traj.obs)) if self.uses_value
+            sg(self.values(state.params["value"], traj.obs))
+            if self.uses_value
             else jnp.zeros(traj.obs.shape[:2], jnp.float32)
         )
         adv, targets, extra_grads, adv_info = self.advantages(state, ev_old, traj, values)

@@ -62,8 +62,14 @@ class PPO(PGAlgorithm):
             def loss_fn(net_params):
                 ev = self.evaluation(net_params, t)
                 return ppo_surrogate(
-                    ev.log_probs[:, :-1], lp_old, t.actions, a, t.forward_mask[:, :-1], t.mask,
-                    state.hparams["clip_eps"], state.hparams["kl_coef"],
+                    ev.log_probs[:, :-1],
+                    lp_old,
+                    t.actions,
+                    a,
+                    t.forward_mask[:, :-1],
+                    t.mask,
+                    state.hparams["clip_eps"],
+                    state.hparams["kl_coef"],
                 )
 
             (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["net"])

@@ -1,4 +1,5 @@
-"""SoftDQN and Munchausen DQN for GFlowNets (Tiapkin, Morozov, Naumov, Vetrov 2024; docs/methods.md §2).
+"""SoftDQN and Munchausen DQN for GFlowNets (Tiapkin, Morozov, Naumov, Vetrov 2024;
+docs/methods.md §2).
 
 One `update` (one iteration of the one training loop):
   1. sample `batch_size` trajectories with the behaviour policy
@@ -22,8 +23,8 @@ A/τ as logits; the per-state shift V − logsumexp A cancels in the softmax), a
 V(s0) = τ·logsumexp_a Q(s0, a)/τ, which equals log Z at the fixed point of both methods.
 τ = `tau` for SoftDQN (1 = the GFlowNet entropy coefficient) and τ = 1/(1 − α) for M-DQN.
 
-Only the fixed uniform P_B of Tiapkin et al. is supported (`pb="uniform"`): stored transitions keep the
-log P_B they were sampled with.
+Only the fixed uniform P_B of Tiapkin et al. is supported (`pb="uniform"`): stored transitions
+keep the log P_B they were sampled with.
 """
 
 from __future__ import annotations
@@ -98,7 +99,12 @@ class SoftRLConfig(BaseConfig):
     dueling: bool = False
 
     SWEEPABLE: ClassVar[tuple[str, ...]] = BaseConfig.SWEEPABLE + (
-        "per_alpha", "per_beta", "per_beta_final", "polyak", "huber_delta", "leaf_coeff",
+        "per_alpha",
+        "per_beta",
+        "per_beta_final",
+        "polyak",
+        "huber_delta",
+        "leaf_coeff",
     )
     INACTIVE: ClassVar[tuple[str, ...]] = ("pb", "pb_lr", "pb_steps", "pb_lr_decay")
 
@@ -106,8 +112,8 @@ class SoftRLConfig(BaseConfig):
         super().__post_init__()
         if self.pb != "uniform":
             raise ValueError(
-                f"{type(self).__name__}.pb must be 'uniform' (soft-RL methods use the fixed uniform "
-                f"P_B of Tiapkin et al.), got {self.pb!r}"
+                f"{type(self).__name__}.pb must be 'uniform' (soft-RL methods use the fixed "
+                f"uniform P_B of Tiapkin et al.), got {self.pb!r}"
             )
         check_range(self, "buffer_capacity", 1, 1 << 26, integer=True)
         check_range(self, "replay_batch_size", 1, 1 << 20, integer=True)
@@ -124,7 +130,9 @@ class SoftRLConfig(BaseConfig):
         check_range(self, "huber_delta", 0.0, 1e6, lo_open=True)
         for f in ("prioritised", "dueling", "importance_weights"):
             if not isinstance(getattr(self, f), bool):
-                raise ValueError(f"{type(self).__name__}.{f} must be True or False, got {getattr(self, f)!r}")
+                raise ValueError(
+                    f"{type(self).__name__}.{f} must be True or False, got {getattr(self, f)!r}"
+                )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +157,10 @@ class MDQNConfig(SoftRLConfig):
     munchausen_alpha: float = 0.15
     munchausen_l0: float = -100.0
 
-    SWEEPABLE: ClassVar[tuple[str, ...]] = SoftRLConfig.SWEEPABLE + ("munchausen_alpha", "munchausen_l0")
+    SWEEPABLE: ClassVar[tuple[str, ...]] = SoftRLConfig.SWEEPABLE + (
+        "munchausen_alpha",
+        "munchausen_l0",
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -238,8 +249,12 @@ class SoftRLAlgorithm(Algorithm):
     def example_transition(self) -> Transition:
         s = jax.tree.map(lambda x: x[0], self.env.reset(1))
         return Transition(
-            state=s, next_state=s, action=jnp.zeros((), jnp.int32), log_pb=jnp.zeros((), jnp.float32),
-            log_reward=jnp.zeros((), jnp.float32), done=jnp.zeros((), bool),
+            state=s,
+            next_state=s,
+            action=jnp.zeros((), jnp.int32),
+            log_pb=jnp.zeros((), jnp.float32),
+            log_reward=jnp.zeros((), jnp.float32),
+            done=jnp.zeros((), bool),
         )
 
     def init(self, key, hparams=None) -> TrainState:
@@ -309,7 +324,9 @@ class SoftRLAlgorithm(Algorithm):
 
         # 3. one gradient step on a replayed batch
         beta = linear_schedule(hp["per_beta"], hp["per_beta_final"], it, c.per_beta_iterations)
-        batch = replay.sample(buffer, k_replay, c.replay_batch_size, c.prioritised, hp["per_alpha"], beta)
+        batch = replay.sample(
+            buffer, k_replay, c.replay_batch_size, c.prioritised, hp["per_alpha"], beta
+        )
         weights = batch.weights if c.importance_weights else jnp.ones_like(batch.weights)
         (loss, (per, q_sa)), grads = jax.value_and_grad(self.loss, has_aux=True)(
             state.params, target, batch.items, weights, hp
@@ -363,6 +380,14 @@ class MDQN(SoftRLAlgorithm):
 
     def targets(self, q_next_target, next_mask, q_target, mask, batch, hp):
         return munchausen_targets(
-            q_next_target, next_mask, q_target, mask, batch.action, batch.log_pb,
-            batch.log_reward, batch.done, hp["munchausen_alpha"], hp["munchausen_l0"],
+            q_next_target,
+            next_mask,
+            q_target,
+            mask,
+            batch.action,
+            batch.log_pb,
+            batch.log_reward,
+            batch.done,
+            hp["munchausen_alpha"],
+            hp["munchausen_l0"],
         )

@@ -65,20 +65,30 @@ class TRPO(NiuAlgorithm):
 
         def kl_fn(net_params):
             ev = self.evaluation(net_params, traj)
-            return trajectory_kl(ev_old.log_probs[:, :-1], ev.log_probs[:, :-1],
-                                 traj.forward_mask[:, :-1], traj.mask)
+            return trajectory_kl(
+                ev_old.log_probs[:, :-1], ev.log_probs[:, :-1], traj.forward_mask[:, :-1], traj.mask
+            )
 
         def state_kl_reverse(net_params):  # Niu et al.'s acceptance KL
             ev = self.evaluation(net_params, traj)
-            kl = categorical_kl(ev.log_probs[:, :-1], ev_old.log_probs[:, :-1], traj.forward_mask[:, :-1])
+            kl = categorical_kl(
+                ev.log_probs[:, :-1], ev_old.log_probs[:, :-1], traj.forward_mask[:, :-1]
+            )
             return jnp.where(traj.mask, kl, 0.0).sum() / jnp.maximum(traj.mask.sum(), 1)
 
         niu = cfg.line_search == "niu"
         loss0 = loss_fn(state.params["net"])
         net, info = trpo_step(
-            loss_fn, kl_fn, state.params["net"], hp["max_kl"], cfg.cg_iters, hp["damping"],
-            cfg.backtrack_iters, cfg.backtrack_ratio,
-            accept_kl_fn=state_kl_reverse if niu else None, revert_on_failure=not niu,
+            loss_fn,
+            kl_fn,
+            state.params["net"],
+            hp["max_kl"],
+            cfg.cg_iters,
+            hp["damping"],
+            cfg.backtrack_iters,
+            cfg.backtrack_ratio,
+            accept_kl_fn=state_kl_reverse if niu else None,
+            revert_on_failure=not niu,
         )
         state = state.replace(params=dict(state.params, net=net))
         state = self.apply_step(state, "policy", extra_grads)

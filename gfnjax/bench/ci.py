@@ -41,7 +41,10 @@ def check_directions(check: dict[str, float], source: str = "") -> None:
             known = sorted(k for k, v in METRICS.items() if v.direction != "none")
             raise ValueError(
                 f"sweep config {source}: check.{m}: no known direction for this metric; metrics "
-                f"with a direction: {known} (gfnjax/metrics/registry.py)")
+                f"with a direction: {known} (gfnjax/metrics/registry.py)"
+            )
+
+
 DEFAULT_K = 3.0
 
 
@@ -66,14 +69,18 @@ def ci_groups(records: list[dict]) -> dict[str, list[dict]]:
     groups: dict[str, list[dict]] = {}
     for r in records:
         hp = r.get("hparams") or {}
-        name = (r["program"] if "program" in r else f"{r['env']}/{r['algo']}") + "".join(
-            f" {k}={v:g}" for k, v in sorted(hp.items())) + (f" it={r['iterations']}" if "iterations" in r else "")
+        name = (
+            (r["program"] if "program" in r else f"{r['env']}/{r['algo']}")
+            + "".join(f" {k}={v:g}" for k, v in sorted(hp.items()))
+            + (f" it={r['iterations']}" if "iterations" in r else "")
+        )
         groups.setdefault(name, []).append(r)
     return groups
 
 
-def compare(current: list[dict], baseline: list[dict], check: dict[str, float],
-            k: float = DEFAULT_K) -> list[Finding]:
+def compare(
+    current: list[dict], baseline: list[dict], check: dict[str, float], k: float = DEFAULT_K
+) -> list[Finding]:
     """Compare final metrics of every run group in `current` with the same group in `baseline`."""
     check_directions(check)
     cur_groups, base_groups = ci_groups(current), ci_groups(baseline)
@@ -83,11 +90,16 @@ def compare(current: list[dict], baseline: list[dict], check: dict[str, float],
             vals = {}
             for side, groups in (("current", cur_groups), ("baseline", base_groups)):
                 rs = groups.get(name, [])
-                v = np.array([np.nan if r["final"].get(metric) is None else r["final"][metric] for r in rs], float)
+                v = np.array(
+                    [np.nan if r["final"].get(metric) is None else r["final"][metric] for r in rs],
+                    float,
+                )
                 vals[side] = mean_std(v)
             (mc, sc, nc), (mb, sb, nb) = vals["current"], vals["baseline"]
             if nc == 0 or nb == 0:
-                findings.append(Finding(name, metric, vals["baseline"], vals["current"], math.nan, "MISSING"))
+                findings.append(
+                    Finding(name, metric, vals["baseline"], vals["current"], math.nan, "MISSING")
+                )
                 continue
             se = math.sqrt(sb**2 / nb + sc**2 / nc)
             tol = k * se + margin
@@ -98,17 +110,23 @@ def compare(current: list[dict], baseline: list[dict], check: dict[str, float],
 
 
 def format_findings(findings: list[Finding]) -> str:
-    rows = ["| run | metric | baseline mean ± std (n) | current mean ± std (n) | tolerance | status |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| run | metric | baseline mean ± std (n) | current mean ± std (n) | tolerance | status |",
+        "|---|---|---|---|---|---|",
+    ]
     for f in findings:
         b, c = f.baseline, f.current
-        rows.append(f"| {f.group} | {f.metric} | {b[0]:.4g} ± {b[1]:.2g} ({b[2]}) | "
-                    f"{c[0]:.4g} ± {c[1]:.2g} ({c[2]}) | {f.tolerance:.3g} | {f.status} |")
+        rows.append(
+            f"| {f.group} | {f.metric} | {b[0]:.4g} ± {b[1]:.2g} ({b[2]}) | "
+            f"{c[0]:.4g} ± {c[1]:.2g} ({c[2]}) | {f.tolerance:.3g} | {f.status} |"
+        )
     return "\n".join(rows)
 
 
 def format_timings(current: list[dict], baseline: list[dict]) -> str:
-    """Per program: compile and run seconds and trajectories/s, now and in the baseline (printed only)."""
+    """Per program: compile and run seconds and trajectories/s, now and in the baseline
+    (printed only)."""
+
     def per_program(records):
         out = {}
         for r in records:
@@ -116,31 +134,45 @@ def format_timings(current: list[dict], baseline: list[dict]) -> str:
         return out
 
     cur, base = per_program(current), per_program(baseline)
-    rows = ["| program | compile s (baseline) | run s (baseline) | trajectories/s (baseline) |", "|---|---|---|---|"]
+    rows = [
+        "| program | compile s (baseline) | run s (baseline) | trajectories/s (baseline) |",
+        "|---|---|---|---|",
+    ]
     for name, r in cur.items():
         b = base.get(name, {})
-        rows.append(f"| {name} | {r['compile_s']:.1f} ({b.get('compile_s', math.nan):.1f}) | "
-                    f"{r['wall_s']:.1f} ({b.get('wall_s', math.nan):.1f}) | "
-                    f"{r['trajectories_per_s']:.0f} ({b.get('trajectories_per_s', math.nan):.0f}) |")
+        rows.append(
+            f"| {name} | {r['compile_s']:.1f} ({b.get('compile_s', math.nan):.1f}) | "
+            f"{r['wall_s']:.1f} ({b.get('wall_s', math.nan):.1f}) | "
+            f"{r['trajectories_per_s']:.0f} ({b.get('trajectories_per_s', math.nan):.0f}) |"
+        )
     return "\n".join(rows)
 
 
-def check_files(results: str, baseline: str, check: dict[str, float], k: float = DEFAULT_K) -> list[Finding]:
+def check_files(
+    results: str, baseline: str, check: dict[str, float], k: float = DEFAULT_K
+) -> list[Finding]:
     """Compare two result files (the function `make bench-ci` ends with)."""
     if not os.path.exists(baseline):
-        raise FileNotFoundError(f"no baseline {baseline}; create it deliberately with `make bench-ci-update`")
+        raise FileNotFoundError(
+            f"no baseline {baseline}; create it deliberately with `make bench-ci-update`"
+        )
     return compare(read_records(results), read_records(baseline), check, k)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gfnjax.bench ci", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m gfnjax.bench ci",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--configs", default="benchmarks/ci", help="folder of CI sweep configs (*.yaml)")
     p.add_argument("--baselines", default=None, help="baseline folder (default CONFIGS/baselines)")
     p.add_argument("--results", default="results/ci", help="where fresh results are written")
     p.add_argument("--k", type=float, default=DEFAULT_K, help="standard errors of tolerance")
     p.add_argument("--update", action="store_true", help="run, then overwrite the baselines")
-    p.add_argument("--no-run", action="store_true", help="compare existing results only (no training)")
+    p.add_argument(
+        "--no-run", action="store_true", help="compare existing results only (no training)"
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     from gfnjax.bench.sweep import load_config, plan, run_sweep
@@ -151,8 +183,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no *.yaml configs in {args.configs}", file=sys.stderr)
         return 2
     try:  # validate every config before training anything
-        sweeps = [plan(load_config(c), c, os.path.join(args.results, f"{os.path.splitext(os.path.basename(c))[0]}.jsonl"))
-                  for c in configs]
+        sweeps = [
+            plan(
+                load_config(c),
+                c,
+                os.path.join(args.results, f"{os.path.splitext(os.path.basename(c))[0]}.jsonl"),
+            )
+            for c in configs
+        ]
         for sweep in sweeps:
             check_directions(sweep.check, sweep.source)
     except (ValueError, OSError) as e:

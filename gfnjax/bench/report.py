@@ -32,9 +32,21 @@ TIMING_KEYS = ("compile_s", "wall_s", "trajectories_per_s")
 
 def group_key(rec: dict) -> str:
     """Everything that identifies a run except the seed (and provenance / timings)."""
-    return json.dumps({k: rec.get(k) for k in (
-        "env", "env_config", "algo", "algo_config", "metrics_config", "iterations", "eval_every",
-    )}, sort_keys=True)
+    return json.dumps(
+        {
+            k: rec.get(k)
+            for k in (
+                "env",
+                "env_config",
+                "algo",
+                "algo_config",
+                "metrics_config",
+                "iterations",
+                "eval_every",
+            )
+        },
+        sort_keys=True,
+    )
 
 
 def group_records(records: list[dict]) -> dict[str, list[dict]]:
@@ -50,7 +62,8 @@ def _varying(dicts: list[dict]) -> list[str]:
 
 
 def labels(groups: dict[str, list[dict]]) -> dict[str, tuple[str, str]]:
-    """(env label, algo label) per group: the name plus only the options that vary in the results."""
+    """(env label, algo label) per group: the name plus only the options that vary in the
+    results."""
     heads = {g: rs[0] for g, rs in groups.items()}
     out = {}
     for g, r in heads.items():
@@ -59,7 +72,9 @@ def labels(groups: dict[str, list[dict]]) -> dict[str, tuple[str, str]]:
         env_keys = _varying(same_env)
         algo_keys = _varying(same_algo)
         env_label = r["env"] + "".join(f" {k}={r['env_config'][k]}" for k in env_keys)
-        algo_label = r["algo"] + "".join(f" {k}={_fmt_value(r['algo_config'].get(k))}" for k in algo_keys)
+        algo_label = r["algo"] + "".join(
+            f" {k}={_fmt_value(r['algo_config'].get(k))}" for k in algo_keys
+        )
         if r.get("iterations") and len({h.get("iterations") for h in heads.values()}) > 1:
             algo_label += f" it={r['iterations']}"
         out[g] = (env_label, algo_label)
@@ -89,7 +104,9 @@ def _curve(rec: dict, key: str) -> np.ndarray:
 
 def group_stats(rs: list[dict], metric: str) -> dict[str, np.ndarray]:
     """Per-seed final and AUC values of one metric (NaN where missing)."""
-    final = np.array([np.nan if r["final"].get(metric) is None else r["final"][metric] for r in rs], float)
+    final = np.array(
+        [np.nan if r["final"].get(metric) is None else r["final"][metric] for r in rs], float
+    )
     areas = np.array([auc(_curve(r, "trajectories"), _curve(r, metric)) for r in rs], float)
     return {"final": final, "auc": areas}
 
@@ -121,23 +138,39 @@ def results_table(records: list[dict], metrics: list[str] | None = None) -> str:
     keys = metrics_present(records, metrics)
     stats = {g: {k: group_stats(rs, k) for k in keys} for g, rs in groups.items()}
     out = []
-    for kind, title in (("final", "Final value"), ("auc", "Area under the curve vs trajectories (normalised)")):
-        out += [f"**{title}** (mean ± std over seeds)", "",
-                "| env | algo | seeds | " + " | ".join(keys) + " |",
-                "|" + "---|" * (len(keys) + 3)]
+    for kind, title in (
+        ("final", "Final value"),
+        ("auc", "Area under the curve vs trajectories (normalised)"),
+    ):
+        out += [
+            f"**{title}** (mean ± std over seeds)",
+            "",
+            "| env | algo | seeds | " + " | ".join(keys) + " |",
+            "|" + "---|" * (len(keys) + 3),
+        ]
         for g, rs in groups.items():
             env_label, algo_label = names[g]
-            out.append(f"| {env_label} | {algo_label} | {len(rs)} | "
-                       + " | ".join(_cell(stats[g][k][kind]) for k in keys) + " |")
+            out.append(
+                f"| {env_label} | {algo_label} | {len(rs)} | "
+                + " | ".join(_cell(stats[g][k][kind]) for k in keys)
+                + " |"
+            )
         out.append("")
-    out += ["**Timing** (per compiled program; seeds × grid points share one program)", "",
-            "| env | algo | seeds | trajectories | compile s | wall s | trajectories/s |", "|---|---|---|---|---|---|---|"]
+    out += [
+        "**Timing** (per compiled program; seeds × grid points share one program)",
+        "",
+        "| env | algo | seeds | trajectories | compile s | wall s | trajectories/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for g, rs in groups.items():
         env_label, algo_label = names[g]
         t = {k: np.array([r.get(k, np.nan) for r in rs], float) for k in TIMING_KEYS}
         traj = np.nanmean([r["final"].get("trajectories", np.nan) for r in rs])
-        out.append(f"| {env_label} | {algo_label} | {len(rs)} | {traj:.0f} | {np.nanmean(t['compile_s']):.1f} | "
-                   f"{np.nanmean(t['wall_s']):.1f} | {np.nanmean(t['trajectories_per_s']):.0f} |")
+        out.append(
+            f"| {env_label} | {algo_label} | {len(rs)} | {traj:.0f} | "
+            f"{np.nanmean(t['compile_s']):.1f} | "
+            f"{np.nanmean(t['wall_s']):.1f} | {np.nanmean(t['trajectories_per_s']):.0f} |"
+        )
     return "\n".join(out)
 
 
@@ -173,7 +206,9 @@ def plot_curves(records: list[dict], out_dir: str, metrics: list[str] | None = N
                     continue
                 mean = y[:, ok].mean(axis=0)
                 std = y[:, ok].std(axis=0, ddof=1) if len(rs) > 1 else np.zeros_like(mean)
-                (line,) = ax.plot(x[ok], mean, marker="o", ms=3, label=f"{names[g][1]} ({len(rs)} seeds)")
+                (line,) = ax.plot(
+                    x[ok], mean, marker="o", ms=3, label=f"{names[g][1]} ({len(rs)} seeds)"
+                )
                 lo = mean - std
                 if metric_info(metric).nonnegative:  # a band below 0 would show impossible values
                     lo = np.maximum(lo, 0.0)
@@ -201,15 +236,20 @@ def write_report(paths: list[str], out_dir: str, metrics: list[str] | None = Non
     commits = sorted({r.get("git_commit", "?") for r in records})
     devices = sorted({f"{r.get('device', '?')} ×{r.get('num_devices', 1)}" for r in records})
     lines = [
-        "# gfnjax benchmark report", "",
-        f"Results: {', '.join(paths)} ({len(records)} records). Commits: {', '.join(commits)}. "
-        f"JAX {', '.join(sorted({r.get('jax_version', '?') for r in records}))}. Devices: {', '.join(devices)}.",
+        "# gfnjax benchmark report",
         "",
-        "Final = last evaluation; AUC = (1/(T_last − T_first)) ∫ metric dT over trajectories sampled "
-        "(trapezoid). Mean ± sample std over seeds. TV is the exact total variation ½Σ|P_T − π|; "
-        "l1 is Tiapkin et al.'s empirical mean_x|π̂ − π| (= 2·TV/|X|, not TV).", "",
-        results_table(records, metrics), "",
-        "## Curves (mean ± 1 std over seeds vs trajectories sampled)", "",
+        f"Results: {', '.join(paths)} ({len(records)} records). Commits: {', '.join(commits)}. "
+        f"JAX {', '.join(sorted({r.get('jax_version', '?') for r in records}))}. "
+        f"Devices: {', '.join(devices)}.",
+        "",
+        "Final = last evaluation; AUC = (1/(T_last − T_first)) ∫ metric dT over trajectories "
+        "sampled (trapezoid). Mean ± sample std over seeds. TV is the exact total variation "
+        "½Σ|P_T − π|; l1 is Tiapkin et al.'s empirical mean_x|π̂ − π| (= 2·TV/|X|, not TV).",
+        "",
+        results_table(records, metrics),
+        "",
+        "## Curves (mean ± 1 std over seeds vs trajectories sampled)",
+        "",
     ]
     lines += [f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in pngs]
     path = os.path.join(out_dir, "report.md")
@@ -219,11 +259,18 @@ def write_report(paths: list[str], out_dir: str, metrics: list[str] | None = Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gfnjax.bench report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m gfnjax.bench report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("results", nargs="+", help="JSON-lines result files")
     p.add_argument("--out", default="results/report", help="output folder (report.md + PNGs)")
-    p.add_argument("--metrics", default=None, help=f"comma-separated metrics (default: {','.join(SUMMARY_KEYS)})")
+    p.add_argument(
+        "--metrics",
+        default=None,
+        help=f"comma-separated metrics (default: {','.join(SUMMARY_KEYS)})",
+    )
     args = p.parse_args(argv)
     metrics = args.metrics.split(",") if args.metrics else None
     try:

@@ -58,12 +58,16 @@ def split_overrides(env_name: str, algo_name: str, sets: list[str]) -> tuple[dic
         if key.startswith("env."):
             key = key[4:]
             if key not in env_keys:
-                raise ValueError(f"unknown --set key 'env.{key}'; {env_name} options: {sorted(env_keys)}")
+                raise ValueError(
+                    f"unknown --set key 'env.{key}'; {env_name} options: {sorted(env_keys)}"
+                )
             env_kw[key] = value
         elif key.startswith("metrics."):
             key = key[8:]
             if key not in metric_keys:
-                raise ValueError(f"unknown --set key 'metrics.{key}'; metrics options: {sorted(metric_keys)}")
+                raise ValueError(
+                    f"unknown --set key 'metrics.{key}'; metrics options: {sorted(metric_keys)}"
+                )
             metric_kw[key] = value
         elif key in algo_keys:
             algo_kw[key] = value
@@ -80,10 +84,16 @@ def split_overrides(env_name: str, algo_name: str, sets: list[str]) -> tuple[dic
 
 def git_commit() -> str:
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=os.path.dirname(os.path.abspath(__file__)),
-        ).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=os.path.dirname(os.path.abspath(__file__)),
+            ).stdout.strip()
+            or "unknown"
+        )
     except Exception:  # noqa: BLE001 - provenance only
         return "unknown"
 
@@ -121,8 +131,9 @@ def build(spec: RunSpec):
     """Validate everything and build env, algorithm and trainer (no compilation)."""
     env = envs.make(spec.env, **spec.env_kw)
     algo = algos.make(spec.algo, env, preset=spec.preset, **spec.algo_kw)
-    trainer = make_trainer(algo, spec.iterations, spec.eval_every,
-                           metrics_config=MetricsConfig(**spec.metric_kw))
+    trainer = make_trainer(
+        algo, spec.iterations, spec.eval_every, metrics_config=MetricsConfig(**spec.metric_kw)
+    )
     return env, algo, trainer
 
 
@@ -169,12 +180,22 @@ def _batched(fn, in_axes: tuple, mesh: Mesh | None, seed_batch: int | None = Non
     in_specs = tuple(P(AXIS) if a == 0 else P() for a in in_axes)
     # check_vma=False: the library's scans start from replicated constants (zeros) that become
     # per-row values; every output is per-row anyway (out_specs=P(AXIS)).
-    return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P(AXIS), check_vma=False))
+    return jax.jit(
+        jax.shard_map(fn, mesh=mesh, in_specs=in_specs, out_specs=P(AXIS), check_vma=False)
+    )
 
 
-def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_batched: bool = False,
-               mesh: Mesh | None = None, chunk: int = 1, log=None, label: str = "",
-               seed_batch: int | None = None) -> tuple[dict, dict]:
+def train_rows(
+    trainer,
+    seeds: list[int],
+    hparams: dict | None = None,
+    hparams_batched: bool = False,
+    mesh: Mesh | None = None,
+    chunk: int = 1,
+    log=None,
+    label: str = "",
+    seed_batch: int | None = None,
+) -> tuple[dict, dict]:
     """Train one row per seed as one compiled program (vmapped, sharded over `mesh` if given).
 
     hparams: None, a dict of scalars shared by every row, or (hparams_batched) a dict of
@@ -186,19 +207,27 @@ def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_b
     n = len(seeds)
     n_dev = 1 if mesh is None else mesh.size
     n_pad = (-n) % n_dev
-    keys = _place(_pad_rows(np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds]), n_pad), mesh, True)
+    keys = _place(
+        _pad_rows(np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds]), n_pad), mesh, True
+    )
     if hparams is not None:
         hparams = {k: np.asarray(v, np.float32) for k, v in hparams.items()}
         if hparams_batched:
             bad = {k: v.shape for k, v in hparams.items() if v.shape != (n,)}
             if bad:
-                raise ValueError(f"batched hparams must have shape ({n},) (one value per seed row), got {bad}")
+                raise ValueError(
+                    f"batched hparams must have shape ({n},) (one value per seed row), got {bad}"
+                )
             hparams = {k: _pad_rows(v, n_pad) for k, v in hparams.items()}
         hparams = {k: _place(v, mesh, hparams_batched) for k, v in hparams.items()}
     full = trainer.num_evals - (1 if trainer.last_period != trainer.eval_every else 0)
 
     t0 = time.perf_counter()
-    init = _batched(trainer.init, (0, 0 if hparams_batched else None), mesh, seed_batch).lower(keys, hparams).compile()
+    init = (
+        _batched(trainer.init, (0, 0 if hparams_batched else None), mesh, seed_batch)
+        .lower(keys, hparams)
+        .compile()
+    )
     carry = init(keys, hparams)
     first_eval = _batched(trainer.evaluate, (0,), mesh, seed_batch).lower(carry).compile()
     programs = {}
@@ -212,7 +241,10 @@ def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_b
     program(min(chunk, full), trainer.eval_every) if full else program(1, trainer.last_period)
     compile_s = time.perf_counter() - t0
     shard_note = f", sharded over {n_dev} devices" if mesh is not None else ""
-    log(f"[{label}] {n} seed(s){shard_note}, {trainer.num_iterations} iterations, compiled in {compile_s:.1f}s")
+    log(
+        f"[{label}] {n} seed(s){shard_note}, {trainer.num_iterations} iterations, "
+        f"compiled in {compile_s:.1f}s"
+    )
 
     host = lambda tree: jax.tree.map(lambda x: _to_host(x)[:n], tree)
     t1 = time.perf_counter()
@@ -237,8 +269,11 @@ def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_b
         shown = " ".join(f"{m}={latest[m]:.4g}" for m in shown_metrics if m in latest)
         elapsed = time.perf_counter() - t_run
         eta = elapsed / done * (trainer.num_evals - done)
-        log(f"  it {int(latest['iteration'])}/{trainer.num_iterations}  traj {int(latest['trajectories'])}  {shown}"
-            f"  [{elapsed:.1f}s, ETA {eta:.0f}s]")
+        log(
+            f"  it {int(latest['iteration'])}/{trainer.num_iterations}  "
+            f"traj {int(latest['trajectories'])}  {shown}"
+            f"  [{elapsed:.1f}s, ETA {eta:.0f}s]"
+        )
     run_s = time.perf_counter() - t_run
     names = sorted(pieces[-1])
     curves = {}
@@ -248,10 +283,18 @@ def train_rows(trainer, seeds: list[int], hparams: dict | None = None, hparams_b
     return curves, {"compile_s": compile_s, "first_eval_s": eval_s, "wall_s": run_s}
 
 
-def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False,
-        hparams: dict | None = None, hparams_batched: bool = False, mesh: Mesh | None | str = "auto",
-        seed_batch: int | None | str = "auto") -> list[dict]:
-    """Train every seed of `spec` as one program; return (and append to out_path) one record per seed.
+def run(
+    spec: RunSpec,
+    out_path: str | None,
+    chunk: int = 1,
+    quiet: bool = False,
+    hparams: dict | None = None,
+    hparams_batched: bool = False,
+    mesh: Mesh | None | str = "auto",
+    seed_batch: int | None | str = "auto",
+) -> list[dict]:
+    """Train every seed of `spec` as one program; return (and append to out_path) one record per
+    seed.
 
     With `hparams_batched`, row i trains seed `spec.seeds[i]` with hparams value `[i]` (seeds may
     repeat: a flattened seed × grid). mesh="auto" shards the rows over every visible device when
@@ -262,26 +305,44 @@ def run(spec: RunSpec, out_path: str | None, chunk: int = 1, quiet: bool = False
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     mesh = device_mesh() if mesh == "auto" else mesh
     seed_batch = default_seed_batch() if seed_batch == "auto" else seed_batch
-    curves, timing = train_rows(trainer, spec.seeds, hparams, hparams_batched, mesh, chunk, log,
-                                label=f"{spec.env}/{spec.algo}", seed_batch=seed_batch)
+    curves, timing = train_rows(
+        trainer,
+        spec.seeds,
+        hparams,
+        hparams_batched,
+        mesh,
+        chunk,
+        log,
+        label=f"{spec.env}/{spec.algo}",
+        seed_batch=seed_batch,
+    )
     run_s = timing["wall_s"]
     iters = spec.iterations * len(spec.seeds)
     transitions = float(curves["transitions"][:, -1].sum())
     algo_config = _jsonable(dataclasses.asdict(algo.config))
     base = {
-        "env": spec.env, "algo": spec.algo,
+        "env": spec.env,
+        "algo": spec.algo,
         "env_config": _jsonable(dataclasses.asdict(env)),
         "algo_config": algo_config,
         "preset": algo.preset.as_record(),
         "metrics_config": spec.metric_kw,
-        "iterations": spec.iterations, "eval_every": spec.eval_every,
-        "num_seeds": len(spec.seeds), "seed_batch": seed_batch,
+        "iterations": spec.iterations,
+        "eval_every": spec.eval_every,
+        "num_seeds": len(spec.seeds),
+        "seed_batch": seed_batch,
         "hparams": _jsonable(hparams) if hparams and not hparams_batched else None,
-        "git_commit": git_commit(), "jax_version": jax.__version__,
-        "device": str(jax.devices()[0].device_kind), "num_devices": jax.device_count(),
-        "host": platform.node(), "cpu_count": os.cpu_count(),
-        "compile_s": timing["compile_s"], "wall_s": run_s, "first_eval_s": timing["first_eval_s"],
-        "iterations_per_s": iters / run_s, "transitions_per_s": transitions / run_s,
+        "git_commit": git_commit(),
+        "jax_version": jax.__version__,
+        "device": str(jax.devices()[0].device_kind),
+        "num_devices": jax.device_count(),
+        "host": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "compile_s": timing["compile_s"],
+        "wall_s": run_s,
+        "first_eval_s": timing["first_eval_s"],
+        "iterations_per_s": iters / run_s,
+        "transitions_per_s": transitions / run_s,
         "trajectories_per_s": float(curves["trajectories"][:, -1].sum()) / run_s,
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -366,8 +427,12 @@ def summary_table(records: list[dict]) -> str:
             vals = np.array([r["final"][k] for r in rs if r["final"].get(k) is not None], float)
             cells.append(f"{vals.mean():.4g} ± {vals.std():.2g}" if len(vals) else "–")
         r0 = rs[0]
-        rows.append(f"| {env} | {algo} | {len(rs)} | " + " | ".join(cells)
-                    + f" | {r0['iterations_per_s']:.1f} | {r0['transitions_per_s']:.0f} | {r0['compile_s']:.1f} |")
+        rows.append(
+            f"| {env} | {algo} | {len(rs)} | "
+            + " | ".join(cells)
+            + f" | {r0['iterations_per_s']:.1f} | {r0['transitions_per_s']:.0f} | "
+            f"{r0['compile_s']:.1f} |"
+        )
     return "\n".join(rows)
 
 
@@ -380,17 +445,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--chunk", type=int, default=1, help="evaluation periods per compiled chunk")
-    p.add_argument("--seed-batch", type=int, default=None,
-                   help="seeds vmapped together inside the one program (0 = all; default: 1 on CPU, "
-                        "where sequential rows are faster, all on accelerators)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="algo config field, env option (env.KEY) or metrics option (metrics.KEY)")
+    p.add_argument(
+        "--seed-batch",
+        type=int,
+        default=None,
+        help="seeds vmapped together inside the one program (0 = all; default: 1 on CPU, "
+        "where sequential rows are faster, all on accelerators)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="algo config field, env option (env.KEY) or metrics option (metrics.KEY)",
+    )
     p.add_argument("--out", default="results/runs.jsonl", help="JSON-lines file to append to")
-    p.add_argument("--preset", default="auto",
-                   help="published settings to start from: auto (this env × algo's default), "
-                        "defaults (config defaults only) or a preset name (docs/presets.md)")
-    p.add_argument("--show-config", action="store_true",
-                   help="print the resolved configuration (preset, its source, overrides) and exit")
+    p.add_argument(
+        "--preset",
+        default="auto",
+        help="published settings to start from: auto (this env × algo's default), "
+        "defaults (config defaults only) or a preset name (docs/presets.md)",
+    )
+    p.add_argument(
+        "--show-config",
+        action="store_true",
+        help="print the resolved configuration (preset, its source, overrides) and exit",
+    )
     args = p.parse_args(argv)
     try:
         envs.get_class(args.env)
@@ -398,18 +478,33 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds < 1:
             raise ValueError(f"--seeds must be ≥ 1, got {args.seeds}")
         if args.seed_batch is not None and args.seed_batch < 0:
-            raise ValueError(f"--seed-batch must be ≥ 0 (0 = vmap every seed), got {args.seed_batch}")
+            raise ValueError(
+                f"--seed-batch must be ≥ 0 (0 = vmap every seed), got {args.seed_batch}"
+            )
         for flag, value in (("--iterations", args.iterations), ("--eval-every", args.eval_every)):
             if value is not None and value < 1:
                 raise ValueError(f"{flag} must be ≥ 1, got {value}")
         if args.chunk < 1:
-            raise ValueError(f"--chunk must be ≥ 1 (evaluation periods per compiled chunk), got {args.chunk}")
+            raise ValueError(
+                f"--chunk must be ≥ 1 (evaluation periods per compiled chunk), got {args.chunk}"
+            )
         env_kw, algo_kw, metric_kw = split_overrides(args.env, args.algo, args.set)
         defaults = envs.get_class(args.env).bench_defaults
         iterations = args.iterations or defaults.get("iterations", DEFAULT_ITERATIONS)
-        eval_every = args.eval_every or min(defaults.get("eval_every", DEFAULT_EVAL_EVERY), iterations)
-        spec = RunSpec(args.env, args.algo, list(range(args.seed_offset, args.seed_offset + args.seeds)),
-                       iterations, eval_every, env_kw, algo_kw, metric_kw, args.preset)
+        eval_every = args.eval_every or min(
+            defaults.get("eval_every", DEFAULT_EVAL_EVERY), iterations
+        )
+        spec = RunSpec(
+            args.env,
+            args.algo,
+            list(range(args.seed_offset, args.seed_offset + args.seeds)),
+            iterations,
+            eval_every,
+            env_kw,
+            algo_kw,
+            metric_kw,
+            args.preset,
+        )
         env, algo, trainer = build(spec)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

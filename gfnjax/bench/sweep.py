@@ -57,8 +57,20 @@ from gfnjax.bench.run import (
 from gfnjax.metrics import MetricsConfig
 from gfnjax.trainer import make_trainer
 
-TOP_KEYS = ("name", "out", "seeds", "iterations", "eval_every", "chunk", "envs", "algos", "config",
-            "grid", "metrics", "check")
+TOP_KEYS = (
+    "name",
+    "out",
+    "seeds",
+    "iterations",
+    "eval_every",
+    "chunk",
+    "envs",
+    "algos",
+    "config",
+    "grid",
+    "metrics",
+    "check",
+)
 
 
 @dataclasses.dataclass
@@ -100,7 +112,11 @@ def _entries(raw, key: str, source: str) -> list[tuple[str, dict]]:
     if isinstance(raw, (str, dict)):
         raw = [raw]
     if not isinstance(raw, list) or not raw:
-        raise _err(source, key, f"must be a non-empty list of names or {{name: ..., option: value}}, got {raw!r}")
+        raise _err(
+            source,
+            key,
+            f"must be a non-empty list of names or {{name: ..., option: value}}, got {raw!r}",
+        )
     out = []
     for i, e in enumerate(raw):
         if isinstance(e, str):
@@ -108,12 +124,20 @@ def _entries(raw, key: str, source: str) -> list[tuple[str, dict]]:
         elif isinstance(e, dict) and isinstance(e.get("name"), str):
             out.append((e["name"], {k: _tuplify(v) for k, v in e.items() if k != "name"}))
         else:
-            raise _err(source, f"{key}[{i}]", f"must be a name or a mapping with a 'name' key, got {e!r}")
+            raise _err(
+                source, f"{key}[{i}]", f"must be a name or a mapping with a 'name' key, got {e!r}"
+            )
     return out
 
 
 def _fmt(v) -> str:
-    return "x".join(map(str, v)) if isinstance(v, tuple) else f"{v:g}" if isinstance(v, float) else str(v)
+    return (
+        "x".join(map(str, v))
+        if isinstance(v, tuple)
+        else f"{v:g}"
+        if isinstance(v, float)
+        else str(v)
+    )
 
 
 def cell_id(cell: dict) -> str:
@@ -150,10 +174,18 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
     seeds = raw.get("seeds", 4)
     if isinstance(seeds, bool) or not (
         (isinstance(seeds, int) and seeds >= 1)
-        or (isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
-            and len(set(seeds)) == len(seeds))
+        or (
+            isinstance(seeds, list)
+            and seeds
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+            and len(set(seeds)) == len(seeds)
+        )
     ):
-        raise _err(source, "seeds", f"must be an integer ≥ 1 or a list of distinct integers ≥ 0, got {seeds!r}")
+        raise _err(
+            source,
+            "seeds",
+            f"must be an integer ≥ 1 or a list of distinct integers ≥ 0, got {seeds!r}",
+        )
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
 
     def _int(key, default):
@@ -162,7 +194,11 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
             raise _err(source, key, f"must be an integer ≥ 1, got {v!r}")
         return v
 
-    iterations, eval_every, chunk = _int("iterations", None), _int("eval_every", None), _int("chunk", 1)
+    iterations, eval_every, chunk = (
+        _int("iterations", None),
+        _int("eval_every", None),
+        _int("chunk", 1),
+    )
 
     for key in ("config", "grid", "metrics", "check"):
         if not isinstance(raw.get(key, {}), dict):
@@ -196,8 +232,11 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
     for k in list(common) + list(grid):
         if k not in all_fields:
             where = "config" if k in common else "grid"
-            raise _err(source, f"{where}.{k}", f"not a config field of any algo in this sweep; "
-                       f"valid: {sorted(all_fields)}")
+            raise _err(
+                source,
+                f"{where}.{k}",
+                f"not a config field of any algo in this sweep; valid: {sorted(all_fields)}",
+            )
     for k in common:
         if k in grid:
             raise _err(source, f"grid.{k}", "also fixed in `config`; give it in one place")
@@ -218,20 +257,26 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
             base_kw = {k: v for k, v in common.items() if k in fields}
             for k in algo_kw:
                 if k in grid:
-                    raise _err(source, f"algos[{ai}].{k}", "also swept in `grid`; give it in one place")
+                    raise _err(
+                        source, f"algos[{ai}].{k}", "also swept in `grid`; give it in one place"
+                    )
             base_kw.update(algo_kw)
             keys = [k for k in grid if k in fields]
             static = [k for k in keys if k not in sweepable]
             swept = [k for k in keys if k in sweepable]
             for static_vals in itertools.product(*(grid[k] for k in static)):
                 kw = dict(base_kw, **dict(zip(static, static_vals)))
-                where = f"algos[{ai}]" + "".join(f", grid.{k}={v!r}" for k, v in zip(static, static_vals))
+                where = f"algos[{ai}]" + "".join(
+                    f", grid.{k}={v!r}" for k, v in zip(static, static_vals)
+                )
                 try:
                     algo = algos.make(algo_name, env, **kw)
                 except (ValueError, TypeError) as e:
                     raise _err(source, where, str(e)) from None
                 try:
-                    make_trainer(algo, its, ev, metrics=())  # schedule checks only (no metrics built)
+                    make_trainer(
+                        algo, its, ev, metrics=()
+                    )  # schedule checks only (no metrics built)
                 except ValueError as e:
                     raise _err(source, "iterations/eval_every", str(e)) from None
                 rows_seeds, rows_hp, cells = [], {k: [] for k in swept}, []
@@ -245,35 +290,66 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
                         rows_seeds.append(seed)
                         for k in swept:
                             rows_hp[k].append(float(hp[k]))
-                        cells.append(cell_id({
-                            "env": env_name, "env_config": env_config, "algo": algo_name,
-                            "algo_config": dataclasses.asdict(effective),
-                            "metrics_config": dataclasses.asdict(metrics_config),
-                            "iterations": its, "eval_every": ev, "seed": seed,
-                        }))
+                        cells.append(
+                            cell_id(
+                                {
+                                    "env": env_name,
+                                    "env_config": env_config,
+                                    "algo": algo_name,
+                                    "algo_config": dataclasses.asdict(effective),
+                                    "metrics_config": dataclasses.asdict(metrics_config),
+                                    "iterations": its,
+                                    "eval_every": ev,
+                                    "seed": seed,
+                                }
+                            )
+                        )
                 # the label says what the config file says (not resolved defaults): CI matches on it
-                label = " ".join([env_name, *(f"{k}={_fmt(v)}" for k, v in env_kw.items()), "/", algo_name,
-                                  *(f"{k}={_fmt(v)}" for k, v in algo_kw.items()),
-                                  *(f"{k}={_fmt(v)}" for k, v in zip(static, static_vals))])
-                spec = RunSpec(env_name, algo_name, rows_seeds, its, ev, env_kw, kw,
-                               dict(raw.get("metrics", {})))
+                label = " ".join(
+                    [
+                        env_name,
+                        *(f"{k}={_fmt(v)}" for k, v in env_kw.items()),
+                        "/",
+                        algo_name,
+                        *(f"{k}={_fmt(v)}" for k, v in algo_kw.items()),
+                        *(f"{k}={_fmt(v)}" for k, v in zip(static, static_vals)),
+                    ]
+                )
+                spec = RunSpec(
+                    env_name,
+                    algo_name,
+                    rows_seeds,
+                    its,
+                    ev,
+                    env_kw,
+                    kw,
+                    dict(raw.get("metrics", {})),
+                )
                 programs.append(Program(spec, rows_seeds, rows_hp if swept else None, cells, label))
     all_cells = [c for p in programs for c in p.cells]
     if len(set(all_cells)) != len(all_cells):
-        raise _err(source, "envs/algos/grid", "two cells are identical (a duplicated entry or value)")
+        raise _err(
+            source, "envs/algos/grid", "two cells are identical (a duplicated entry or value)"
+        )
     return Sweep(name, out, chunk, programs, dict(check), source)
 
 
-def run_sweep(sweep: Sweep, quiet: bool = False, mesh="auto",
-              after_program: Callable[[Program, list[dict]], None] | None = None) -> list[dict]:
+def run_sweep(
+    sweep: Sweep,
+    quiet: bool = False,
+    mesh="auto",
+    after_program: Callable[[Program, list[dict]], None] | None = None,
+) -> list[dict]:
     """Run every program with unfinished cells, appending records as each finishes; return the
     records of the whole sweep (finished earlier or now), one per cell, in plan order."""
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     mesh = device_mesh() if mesh == "auto" else mesh
     done = {r["cell_id"]: r for r in read_records(sweep.out) if "cell_id" in r}
     todo = [c for p in sweep.programs for c in p.cells if c not in done]
-    log(f"sweep {sweep.name}: {len(sweep.programs)} program(s), {sweep.num_cells} cell(s), "
-        f"{sweep.num_cells - len(todo)} already in {sweep.out}")
+    log(
+        f"sweep {sweep.name}: {len(sweep.programs)} program(s), {sweep.num_cells} cell(s), "
+        f"{sweep.num_cells - len(todo)} already in {sweep.out}"
+    )
     for pi, prog in enumerate(sweep.programs):
         rows = [i for i, c in enumerate(prog.cells) if c not in done]
         if not rows:
@@ -281,9 +357,20 @@ def run_sweep(sweep: Sweep, quiet: bool = False, mesh="auto",
             continue
         log(f"[{pi + 1}/{len(sweep.programs)}] {prog.label}: {len(rows)} cell(s)")
         spec = dataclasses.replace(prog.spec, seeds=[prog.seeds[i] for i in rows])
-        hp = {k: np.asarray(v, np.float32)[rows] for k, v in prog.hparams.items()} if prog.hparams else None
-        records = run(spec, None, chunk=sweep.chunk, quiet=quiet, hparams=hp,
-                      hparams_batched=hp is not None, mesh=mesh)
+        hp = (
+            {k: np.asarray(v, np.float32)[rows] for k, v in prog.hparams.items()}
+            if prog.hparams
+            else None
+        )
+        records = run(
+            spec,
+            None,
+            chunk=sweep.chunk,
+            quiet=quiet,
+            hparams=hp,
+            hparams_batched=hp is not None,
+            mesh=mesh,
+        )
         for i, rec in zip(rows, records):
             rec["sweep"] = sweep.name
             rec["cell_id"] = prog.cells[i]
@@ -300,14 +387,24 @@ def run_sweep(sweep: Sweep, quiet: bool = False, mesh="auto",
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gfnjax.bench sweep", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m gfnjax.bench sweep",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("config", help="sweep config (YAML), e.g. benchmarks/example_sweep.yaml")
-    p.add_argument("--out", default=None, help="results JSON-lines file (overrides the config's `out`)")
-    p.add_argument("--dry-run", action="store_true", help="validate and list the programs, run nothing")
-    p.add_argument("--distributed", action="store_true",
-                   help="call jax.distributed.initialize() first (multi-host; see docs/harness.md); "
-                        "without the three options below JAX auto-detects SLURM / Open MPI / TPU pods")
+    p.add_argument(
+        "--out", default=None, help="results JSON-lines file (overrides the config's `out`)"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="validate and list the programs, run nothing"
+    )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="call jax.distributed.initialize() first (multi-host; see docs/harness.md); "
+        "without the three options below JAX auto-detects SLURM / Open MPI / TPU pods",
+    )
     p.add_argument("--coordinator", default=None, help="host:port of process 0 (multi-host)")
     p.add_argument("--num-processes", type=int, default=None)
     p.add_argument("--process-id", type=int, default=None)
@@ -323,8 +420,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.dry_run:
         for prog in sweep.programs:
-            print(f"{prog.label}: {len(prog.cells)} cell(s)"
-                  + (f", vmapped grid over {sorted(prog.hparams)}" if prog.hparams else ""))
+            print(
+                f"{prog.label}: {len(prog.cells)} cell(s)"
+                + (f", vmapped grid over {sorted(prog.hparams)}" if prog.hparams else "")
+            )
         return 0
     from gfnjax.bench.report import results_table
 

@@ -43,7 +43,8 @@ def env_fields(name: str) -> list[str]:
 
 
 def make(name: str, **kwargs) -> Env:
-    """Build a registered environment; unknown names or fields raise ValueError listing valid ones."""
+    """Build a registered environment; unknown names or fields raise ValueError listing valid
+    ones."""
     cls = get_class(name)
     valid = env_fields(name)
     unknown = sorted(set(kwargs) - set(valid))

@@ -92,7 +92,9 @@ class Env:
 
     def backward_step(self, state: State, backward_action: jax.Array) -> State:
         """Inverse transition to a parent; initial rows are left unchanged."""
-        return tree_where(self.is_initial(state), state, self._backward_step(state, backward_action))
+        return tree_where(
+            self.is_initial(state), state, self._backward_step(state, backward_action)
+        )
 
     def forward_mask(self, state: State) -> jax.Array:
         """bool[B, num_actions]: valid forward actions (all False at terminal states)."""

@@ -1,18 +1,18 @@
-"""Bit sequences (Tiapkin et al. (c); REFERENCE.md §4).
+"""Bit sequences (Tiapkin et al. 2024; docs/methods.md §4).
 
 A sequence x ∈ {0,1}^n is cut into n/k words of k bits; a state holds the word (0..2^k − 1) of
 every slot or −1 for an empty slot.
 
-* `bitseq` (non-autoregressive, (c)): an action writes a k-bit word into an empty slot
-  (action = slot·2^k + word: 15 × 256 = 3840 actions for n = 120, k = 8); no stop action, the
-  sequence is terminal when every slot is filled; P_B is uniform over the filled slots.
+* `bitseq` (non-autoregressive, Tiapkin et al.): an action writes a k-bit word into an empty
+  slot (action = slot·2^k + word: 15 × 256 = 3840 actions for n = 120, k = 8); no stop action,
+  the sequence is terminal when every slot is filled; P_B is uniform over the filled slots.
 * `bitseq_ar` (autoregressive): words are appended left to right; the state graph is a tree
   (log P_B = 0), so one backward trajectory gives log P_θ(x) exactly.
 
 Modes: `num_modes` (60) sequences, each the concatenation of n/8 blocks drawn with a fixed seed
 from {00000000, 11111111, 11110000, 00001111, 00111100} (distinct sequences).
-Reward, with d(x) = min_m Hamming(x, m) (REFERENCE.md §4):
-    reward="hamming"             log R(x) = −β·d(x),    β = 2 by default ((c), the default)
+Reward, with d(x) = min_m Hamming(x, m) (docs/methods.md §4):
+    reward="hamming"             log R(x) = −β·d(x),    β = 2 by default (Tiapkin et al.; default)
     reward="normalized_hamming"  log R(x) = −β·d(x)/n,  β = 3 by default (gfnx's convention)
 Test set (correlation metric): every mode and, for c = 1..n−1, a copy of it with c distinct random
 bits flipped — num_modes·n sequences (7200); a copy is at Hamming distance exactly c from its mode.
@@ -60,7 +60,10 @@ def mode_bits(n: int, num_modes: int, seed: int) -> np.ndarray:
     m = n // BLOCK_LENGTH
     space = len(BLOCKS) ** m
     if num_modes > space:
-        raise ValueError(f"num_modes must be in [1, {space}] for n={n} ({len(BLOCKS)}^{m} distinct modes), got {num_modes}")
+        raise ValueError(
+            f"num_modes must be in [1, {space}] for n={n} ({len(BLOCKS)}^{m} distinct modes), "
+            f"got {num_modes}"
+        )
     rng = np.random.default_rng(seed)
     if space <= 10**6:
         codes = rng.choice(space, size=num_modes, replace=False)
@@ -80,7 +83,9 @@ def mode_bits(n: int, num_modes: int, seed: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def bitseq_test_set_bits(n: int, num_modes: int, mode_seed: int, test_seed: int) -> tuple[np.ndarray, np.ndarray]:
+def bitseq_test_set_bits(
+    n: int, num_modes: int, mode_seed: int, test_seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(bits int8[num_modes·n, n], flips int32[num_modes·n]): each mode, then for c = 1..n−1
     the mode with c distinct random positions flipped. Vectorised: ranks of uniform noise pick
     the flipped positions (rank < c)."""
@@ -96,7 +101,8 @@ def bitseq_test_set_bits(n: int, num_modes: int, mode_seed: int, test_seed: int)
 
 
 def hamming_to_modes(words: jax.Array, mode_words: jax.Array) -> jax.Array:
-    """int32[B, M] Hamming distances between words int[B, L] and modes int[M, L] (popcount of XOR)."""
+    """int32[B, M] Hamming distances between words int[B, L] and modes int[M, L] (popcount of
+    XOR)."""
     x = jnp.bitwise_xor(words[:, None, :], mode_words[None, :, :])
     return jax.lax.population_count(x).sum(-1).astype(jnp.int32)
 
@@ -108,7 +114,10 @@ class _BitSequenceMixin:
         check_range(self, "n", BLOCK_LENGTH, None, integer=True)
         check_range(self, "k", 1, 16, integer=True)
         if self.n % BLOCK_LENGTH:
-            raise ValueError(f"{type(self).__name__}.n must be a multiple of {BLOCK_LENGTH} (the block length), got {self.n}")
+            raise ValueError(
+                f"{type(self).__name__}.n must be a multiple of {BLOCK_LENGTH} (the block length), "
+                f"got {self.n}"
+            )
         if self.n % self.k:
             raise ValueError(f"{type(self).__name__}.k must divide n={self.n}, got {self.k}")
         check_choice(self, "reward", tuple(REWARDS))
@@ -162,7 +171,10 @@ class _BitSequenceMixin:
     def test_set(self) -> SequenceState:
         bits, _ = bitseq_test_set_bits(self.n, self.num_modes, self.mode_seed, self.test_seed)
         words = bits_to_words(bits, self.k)
-        return SequenceState(tokens=jnp.asarray(words), length=jnp.full((words.shape[0],), self.seq_length, jnp.int32))
+        return SequenceState(
+            tokens=jnp.asarray(words),
+            length=jnp.full((words.shape[0],), self.seq_length, jnp.int32),
+        )
 
     def mode_match(self, state) -> jax.Array:
         """bool[B, M]: sample within `threshold` bits of each mode."""
@@ -171,13 +183,15 @@ class _BitSequenceMixin:
 
 _FIELDS_DOC = """
     Attributes:
-      n: sequence length in bits (multiple of 8); 120 in (c).
-      k: word length (divides n); 8 in (c): 15 slots × 256 words.
-      reward: "hamming" (log R = −β·d, (c); default) or "normalized_hamming" (−β·d/n, gfnx).
+      n: sequence length in bits (multiple of 8); 120 in Tiapkin et al.
+      k: word length (divides n); 8 in Tiapkin et al.: 15 slots × 256 words.
+      reward: "hamming" (log R = −β·d, Tiapkin et al.; default) or "normalized_hamming"
+        (−β·d/n, gfnx).
       beta: β; None = the convention's default (2 for "hamming", 3 for "normalized_hamming").
-      num_modes: size of the mode set (60 in (c)); at most 5^(n/8).
+      num_modes: size of the mode set (60 in Tiapkin et al.); at most 5^(n/8).
       mode_seed: seed of the mode set; test_seed: seed of the test-set bit flips.
-      mode_threshold: Hamming radius of "mode found"; None = n // 4 (30 for n = 120, (c)).
+      mode_threshold: Hamming radius of "mode found"; None = n // 4 (30 for n = 120, as in
+        Tiapkin et al.).
       num_test_trajectories: backward trajectories N per test sequence in the log P_θ(x) estimate
         (10, as Tiapkin et al.'s and gfnx's code; 1 is exact for the autoregressive tree).
       top_k: size of the top-k reward metric (100).
@@ -201,8 +215,8 @@ class BitSequence(_BitSequenceMixin, SequenceEnv):
 
     name: ClassVar[str] = "bitseq"
     moves: ClassVar[str] = "any_position"
-    # MLP by default: 4× cheaper per update than the transformer here (benchmarks/bitseq_throughput.md);
-    # `--set torso=transformer` gives gfnx's network.
+    # MLP by default: 4× cheaper per update than the transformer here
+    # (benchmarks/bitseq_throughput.md); `--set torso=transformer` gives gfnx's network.
     default_torso: ClassVar[str] = "mlp"
     bench_defaults: ClassVar[dict[str, int]] = {"iterations": 1000, "eval_every": 250}
 
@@ -227,8 +241,8 @@ class AutoregressiveBitSequence(_BitSequenceMixin, SequenceEnv):
 
     name: ClassVar[str] = "bitseq_ar"
     moves: ClassVar[str] = "append"
-    # MLP by default: 4× cheaper per update than the transformer here (benchmarks/bitseq_throughput.md);
-    # `--set torso=transformer` gives gfnx's network.
+    # MLP by default: 4× cheaper per update than the transformer here
+    # (benchmarks/bitseq_throughput.md); `--set torso=transformer` gives gfnx's network.
     default_torso: ClassVar[str] = "mlp"
     bench_defaults: ClassVar[dict[str, int]] = {"iterations": 1000, "eval_every": 250}
 

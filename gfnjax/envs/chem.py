@@ -58,7 +58,9 @@ class Stats:
         self.invalid = 0
 
     def as_dict(self) -> dict:
-        return dict(seconds=self.seconds, calls=self.calls, graphs=self.graphs, invalid=self.invalid)
+        return dict(
+            seconds=self.seconds, calls=self.calls, graphs=self.graphs, invalid=self.invalid
+        )
 
 
 STATS = Stats()
@@ -136,7 +138,10 @@ def mol_to_graph(mol: Chem.Mol, elements: Sequence[str], max_atoms: int):
     order, seen = [start], {start}
     k = 0
     while k < len(order):
-        nbrs = sorted((n.GetIdx() for n in mol.GetAtomWithIdx(order[k]).GetNeighbors()), key=lambda i: ranks[i])
+        nbrs = sorted(
+            (n.GetIdx() for n in mol.GetAtomWithIdx(order[k]).GetNeighbors()),
+            key=lambda i: ranks[i],
+        )
         for j in nbrs:
             if j not in seen:
                 seen.add(j)
@@ -270,8 +275,14 @@ def log_count(atoms: np.ndarray, bonds: np.ndarray) -> float:
     return _COUNT_CACHE[key]
 
 
-def score_graphs(atoms: np.ndarray, bonds: np.ndarray, compute: np.ndarray,
-                 elements: tuple[str, ...], score: str, with_count: bool = False):
+def score_graphs(
+    atoms: np.ndarray,
+    bonds: np.ndarray,
+    compute: np.ndarray,
+    elements: tuple[str, ...],
+    score: str,
+    with_count: bool = False,
+):
     """Host batch scorer: atoms int[..., N], bonds int[..., N, N], compute bool[...].
 
     Returns (score float32[...], ok bool[...], log_count float32[...]); rows with compute False
@@ -328,8 +339,14 @@ def smiles_hash(smiles: str) -> int:
     return zlib.crc32(smiles.encode()) & 0x7FFFFFFF
 
 
-def describe_graphs(atoms: np.ndarray, bonds: np.ndarray, compute: np.ndarray,
-                    elements: tuple[str, ...], score: str, reference: frozenset):
+def describe_graphs(
+    atoms: np.ndarray,
+    bonds: np.ndarray,
+    compute: np.ndarray,
+    elements: tuple[str, ...],
+    score: str,
+    reference: frozenset,
+):
     """Host batch description for the molecule metrics.
 
     Returns ok bool[...], score float32[...], hash int32[...] (of the canonical SMILES, −1 if not
@@ -358,8 +375,13 @@ def describe_graphs(atoms: np.ndarray, bonds: np.ndarray, compute: np.ndarray,
         ok[b] = True
         h[b] = smiles_hash(smiles)
         novel[b] = smiles not in reference
-    return (ok.reshape(shape), sc.reshape(shape), h.reshape(shape),
-            fp.reshape(shape + (FP_WORDS,)), novel.reshape(shape))
+    return (
+        ok.reshape(shape),
+        sc.reshape(shape),
+        h.reshape(shape),
+        fp.reshape(shape + (FP_WORDS,)),
+        novel.reshape(shape),
+    )
 
 
 # --- data: held-out molecules shipped with RDKit -----------------------------------------------
@@ -391,14 +413,16 @@ def reference_molecules(elements: tuple[str, ...], max_atoms: int) -> tuple[str,
     return tuple(sorted(out))
 
 
-def draw_grid(smiles: Sequence[str], legends: Sequence[str], path: str, per_row: int = 4,
-              size: int = 220) -> str:
+def draw_grid(
+    smiles: Sequence[str], legends: Sequence[str], path: str, per_row: int = 4, size: int = 220
+) -> str:
     """Write an RDKit grid image (PNG) of molecules with legends; returns the path."""
     from rdkit.Chem import Draw
 
     mols = [Chem.MolFromSmiles(s) for s in smiles]
-    img = Draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(size, size),
-                               legends=list(legends))
+    img = Draw.MolsToGridImage(
+        mols, molsPerRow=per_row, subImgSize=(size, size), legends=list(legends)
+    )
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if hasattr(img, "save"):
         img.save(path)

@@ -1,4 +1,4 @@
-"""Hypergrid (Bengio et al. 2021; REFERENCE.md §4).
+"""Hypergrid (Bengio et al. 2021; docs/methods.md §4).
 
 States are points of {0..side−1}^dim starting at the origin. Forward actions: `i < dim` adds 1 to
 coordinate i (valid while it stays below `side`), `dim` is stop, which makes the current point
@@ -7,7 +7,7 @@ the terminal object x. Backward actions: `i < dim` subtracts 1 from coordinate i
 
 Reward, with a_i = |x_i/(side−1) − 0.5|:
     R(x) = R0 + R1·Π_i 1[0.25 < a_i] + R2·Π_i 1[0.3 < a_i < 0.4].
-Presets: standard (R0, R1, R2) = (1e−3, 0.5, 2.0); hard = (1e−4, 1.0, 3.0) (REFERENCE.md §4).
+Presets: standard (R0, R1, R2) = (1e−3, 0.5, 2.0); hard = (1e−4, 1.0, 3.0) (docs/methods.md §4).
 Observation: one-hot encoding of each coordinate, float[dim·side].
 """
 
@@ -45,7 +45,7 @@ class Hypergrid(Env):
       side: grid side H (≥ 2).
       reward: preset name, "standard" or "hard"; ignored for any of r0/r1/r2 given explicitly.
       r0, r1, r2: explicit reward constants (None = take them from the preset).
-    Defaults: the 20^4 standard benchmark of (a, c) is dim=4, side=20.
+    Defaults: the 20^4 standard benchmark of Ent-PPO and Tiapkin et al. is dim=4, side=20.
     """
 
     dim: int = 4
@@ -75,7 +75,9 @@ class Hypergrid(Env):
     @property
     def reward_constants(self) -> tuple[float, float, float]:
         p = REWARD_PRESETS[self.reward]
-        return tuple(p[i] if v is None else float(v) for i, v in enumerate((self.r0, self.r1, self.r2)))
+        return tuple(
+            p[i] if v is None else float(v) for i, v in enumerate((self.r0, self.r1, self.r2))
+        )
 
     # sizes
     @property

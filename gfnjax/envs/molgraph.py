@@ -1,4 +1,4 @@
-"""Molecular graphs built atom by atom, scored with RDKit (REFERENCE.md §4, issue 7).
+"""Molecular graphs built atom by atom, scored with RDKit (docs/methods.md §4).
 
 State (fixed-size arrays, N = max_atoms, K = len(elements)):
   atoms int32[B, N]     0 = empty slot, k + 1 = elements[k]; occupied slots are 0..n−1
@@ -39,10 +39,11 @@ Kekulé structures). Metrics are reported over canonical SMILES.
 
 Reward (host RDKit via one `jax.pure_callback` per batch, cached by canonical SMILES, see
 `gfnjax.chem`): score s(x) ∈ [0, 1] (`score`: "qed" default, "sa", "qed_sa"), tempered as
-log R = β·s ("exp", REFERENCE.md §4 R = exp(β·score)) or β·log max(s, 1e−6) ("power", R = s^β).
-β = 10 by default (seed papers use β ∈ {4, 8, 10, 16}); β is static (a field of the env), so a β
-sweep is one program per value. The mask makes every graph a valid molecule; anything RDKit
-still rejects gets log R = `invalid_log_reward` (−100) and is counted in `chem.STATS.invalid`.
+log R = β·s ("exp", R = exp(β·score) as in docs/methods.md §4) or β·log max(s, 1e−6) ("power",
+R = s^β). β = 10 by default (seed papers use β ∈ {4, 8, 10, 16}); β is static (a field of the
+env), so a β sweep is one program per value. The mask makes every graph a valid molecule;
+anything RDKit still rejects gets log R = `invalid_log_reward` (−100) and is counted in
+`chem.STATS.invalid`.
 `log_reward(s)` is defined for every non-empty state (the reward of stopping there).
 """
 
@@ -76,10 +77,10 @@ class MolGraph(Env):
     """Atom-level molecular graph environment; see the module docstring.
 
     Attributes:
-      max_atoms: N heavy atoms at most (2..12); 9 = QM9-like (issue 7).
+      max_atoms: N heavy atoms at most (2..12); 9 = QM9-like.
       elements: element symbols (from `chem.VALENCE`); C, N, O, F as in QM9.
       score: "qed" (default), "sa" or "qed_sa" (QED · (10 − SA)/9), see `gfnjax.chem`.
-      transform: "exp" (log R = β·s, REFERENCE.md §4) or "power" (log R = β·log s).
+      transform: "exp" (log R = β·s, docs/methods.md §4) or "power" (log R = β·log s).
       beta: reward exponent β > 0; 10 (seed papers use 4, 8, 10, 16).
       graph_identity: "labelled" (π over labelled graphs) or "molecule" (reward / c(G)).
       invalid_log_reward: log R of anything RDKit rejects (−100, below every valid log R).
@@ -110,8 +111,10 @@ class MolGraph(Env):
         check_range(self, "max_atoms", 2, 12, integer=True)
         if isinstance(self.elements, list):
             object.__setattr__(self, "elements", tuple(self.elements))
-        if not self.elements or len(set(self.elements)) != len(self.elements) or any(
-            e not in chem.VALENCE for e in self.elements
+        if (
+            not self.elements
+            or len(set(self.elements)) != len(self.elements)
+            or any(e not in chem.VALENCE for e in self.elements)
         ):
             raise ValueError(
                 f"MolGraph.elements must be distinct symbols from {sorted(chem.VALENCE)}, "
@@ -214,8 +217,12 @@ class MolGraph(Env):
         new_atom = jax.nn.one_hot(pos, N, dtype=jnp.int32) * ((elem + 1) * (place | add))[:, None]
         u = jax.nn.one_hot(jnp.where(add, i, pi[p]), N, dtype=jnp.int32)
         v = jax.nn.one_hot(jnp.where(add, n, pj[p]), N, dtype=jnp.int32)
-        inc = (u[:, :, None] * v[:, None, :] + v[:, :, None] * u[:, None, :]) * (add | raise_)[:, None, None]
-        return MolGraphState(atoms=state.atoms + new_atom, bonds=state.bonds + inc, done=state.done | stop)
+        inc = (u[:, :, None] * v[:, None, :] + v[:, :, None] * u[:, None, :]) * (add | raise_)[
+            :, None, None
+        ]
+        return MolGraphState(
+            atoms=state.atoms + new_atom, bonds=state.bonds + inc, done=state.done | stop
+        )
 
     def _backward_step(self, state, backward_action):
         N, P = self.max_atoms, self.num_pairs
@@ -245,7 +252,12 @@ class MolGraph(Env):
         add_at = (idx[None, :] < n[:, None]) & (n < N)[:, None] & (free >= 1)
         add = jnp.repeat(add_at, K, axis=1)
         order = state.bonds[:, pi, pj]
-        raise_ = (pj[None, :] < n[:, None]) & (free[:, pi] >= 1) & (free[:, pj] >= 1) & (order < MAX_ORDER)
+        raise_ = (
+            (pj[None, :] < n[:, None])
+            & (free[:, pi] >= 1)
+            & (free[:, pj] >= 1)
+            & (order < MAX_ORDER)
+        )
         stop = (n >= 1)[:, None]
         return jnp.concatenate([place, add, raise_, stop], axis=-1)
 
@@ -259,7 +271,9 @@ class MolGraph(Env):
         earlier = jnp.triu(jnp.ones((N, N), bool), k=1)
         n_earlier = ((state.bonds > 0) & earlier[None]).sum(1)
         lower = (order >= 1) & ((order >= 2) | (n_earlier[:, pj] >= 2)) & live
-        last_row = jnp.take_along_axis(state.bonds, jnp.maximum(n - 1, 0)[:, None, None], axis=1)[:, 0]
+        last_row = jnp.take_along_axis(state.bonds, jnp.maximum(n - 1, 0)[:, None, None], axis=1)[
+            :, 0
+        ]
         remove = ((n == 1) | ((n >= 2) & (last_row.sum(-1) == 1)))[:, None] & live
         unstop = state.done[:, None]
         return jnp.concatenate([lower, remove, unstop], axis=-1)
@@ -303,15 +317,21 @@ class MolGraph(Env):
     def score_states(self, state) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(score float32[B], ok bool[B], log c(G) float32[B]) via one host RDKit callback."""
         compute = self.num_atoms(state) >= 1
-        host = functools.partial(chem.timed(chem.score_graphs), elements=self.elements, score=self.score,
-                                 with_count=self.graph_identity == "molecule")
+        host = functools.partial(
+            chem.timed(chem.score_graphs),
+            elements=self.elements,
+            score=self.score,
+            with_count=self.graph_identity == "molecule",
+        )
         shape = compute.shape
         out = (
             jax.ShapeDtypeStruct(shape, jnp.float32),
             jax.ShapeDtypeStruct(shape, jnp.bool_),
             jax.ShapeDtypeStruct(shape, jnp.float32),
         )
-        return jax.pure_callback(host, out, state.atoms, state.bonds, compute, vmap_method="broadcast_all")
+        return jax.pure_callback(
+            host, out, state.atoms, state.bonds, compute, vmap_method="broadcast_all"
+        )
 
     def log_reward_from_score(self, score: jax.Array) -> jax.Array:
         if self.transform == "exp":
@@ -346,8 +366,10 @@ class MolGraph(Env):
 
     def _enumeration(self):
         if not self.enumerable:
-            raise NotImplementedError(f"molgraph with max_atoms={self.max_atoms}, "
-                                      f"{len(self.elements)} elements is not enumerable")
+            raise NotImplementedError(
+                f"molgraph with max_atoms={self.max_atoms}, "
+                f"{len(self.elements)} elements is not enumerable"
+            )
         return _enumerate(self)
 
     @property
@@ -360,13 +382,19 @@ class MolGraph(Env):
 
     def enumerate_states(self):
         keys, atoms, bonds = self._enumeration()
-        return MolGraphState(atoms=jnp.asarray(atoms), bonds=jnp.asarray(bonds),
-                             done=jnp.zeros((keys.shape[0],), bool))
+        return MolGraphState(
+            atoms=jnp.asarray(atoms),
+            bonds=jnp.asarray(bonds),
+            done=jnp.zeros((keys.shape[0],), bool),
+        )
 
     def enumerate_terminals(self):
         keys, atoms, bonds = self._enumeration()
-        return MolGraphState(atoms=jnp.asarray(atoms[1:]), bonds=jnp.asarray(bonds[1:]),
-                             done=jnp.ones((keys.shape[0] - 1,), bool))
+        return MolGraphState(
+            atoms=jnp.asarray(atoms[1:]),
+            bonds=jnp.asarray(bonds[1:]),
+            done=jnp.ones((keys.shape[0] - 1,), bool),
+        )
 
     def state_index(self, state):
         keys = jnp.asarray(self._enumeration()[0])
@@ -413,7 +441,7 @@ def _enumerate(env: MolGraph):
                 done=jnp.zeros((chunk,), bool),
             )
             atoms, bonds, mask, key = (np.array(v) for v in expand(st))
-            mask[len(part) * (A - 1):] = False
+            mask[len(part) * (A - 1) :] = False
             for r in np.nonzero(mask)[0]:
                 k = int(key[r])
                 if k not in seen:
@@ -434,12 +462,17 @@ def state_from_smiles(env: MolGraph, smiles) -> MolGraphState:
     for s in smiles:
         g = chem.mol_to_graph(Chem.MolFromSmiles(s), env.elements, env.max_atoms)
         if g is None:
-            raise ValueError(f"{s!r} is not in the molgraph state space "
-                             f"(elements {env.elements}, max_atoms {env.max_atoms})")
+            raise ValueError(
+                f"{s!r} is not in the molgraph state space "
+                f"(elements {env.elements}, max_atoms {env.max_atoms})"
+            )
         atoms.append(g[0])
         bonds.append(g[1])
-    return MolGraphState(atoms=jnp.asarray(np.stack(atoms)), bonds=jnp.asarray(np.stack(bonds)),
-                         done=jnp.ones((len(atoms),), bool))
+    return MolGraphState(
+        atoms=jnp.asarray(np.stack(atoms)),
+        bonds=jnp.asarray(np.stack(bonds)),
+        done=jnp.ones((len(atoms),), bool),
+    )
 
 
 __all__ = ["MolGraph", "MolGraphState", "state_from_smiles"]

@@ -1,19 +1,19 @@
-"""QM9-string (Shen et al. 2023; used in (a) and (b); REFERENCE.md §4).
+"""QM9-string (Shen et al. 2023; used by Ent-PPO and Niu et al.; docs/methods.md §4).
 
 A molecule is a string of 5 blocks from an alphabet of 11 molecular fragments
 (`qm9str_blocks.json`: C, O, N, C-F, C=O, C=C, C#C, benzene, cyclohexane, pyrrolidine, CCC).
 Two ways of building it (`variant`):
-  "prepend_append" (a): a block is put in front of or after the current string
-                        (22 forward actions, 2 backward actions, uniform P_B);
-  "any_position"   (b): a block is written into any of the 5 empty positions
-                        (55 forward actions, backward = clear a filled position, uniform P_B).
+  "prepend_append" (Ent-PPO): a block is put in front of or after the current string
+      (22 forward actions, 2 backward actions, uniform P_B);
+  "any_position" (Niu et al.): a block is written into any of the 5 empty positions
+      (55 forward actions, backward = clear a filled position, uniform P_B).
 Both are enumerable (16,105 resp. 87,781 non-terminal states; 161,051 terminals), so exact
 TV/KL come from the DP of gfnjax.metrics.exact.
 
 Reward from the published proxy of the HOMO-LUMO gap, y(x) = table[index(x)], index = base-11
 number of the block ids (first block most significant):
     R(x) = scale · max(y(x), floor)^β / max_x' max(y(x'), floor)^β,
-scale = 100, floor = 1e−3, β = 5 (a); the max runs over the environment's terminal set.
+scale = 100, floor = 1e−3, β = 5 (Ent-PPO); the max runs over the environment's terminal set.
 `num_blocks` < 11 restricts the alphabet to the first blocks (a smaller enumerable instance with
 the same table, for tests).
 
@@ -38,9 +38,11 @@ NUM_BLOCKS = 11
 LENGTH = 5
 PROXY_FILE = "qm9str_proxy_s5.npy"
 BLOCKS_FILE = "qm9str_blocks.json"
-ORIGIN = ("maxwshen/gflownet, datasets/qm9str (block_qm9str_v1_s5.pkl converted to a float32[11**5] "
-          "array indexed by the base-11 number of the 5 block ids, first block most significant; "
-          "blocks from the same folder)")
+ORIGIN = (
+    "maxwshen/gflownet, datasets/qm9str (block_qm9str_v1_s5.pkl converted to a float32[11**5] "
+    "array indexed by the base-11 number of the 5 block ids, first block most significant; "
+    "blocks from the same folder)"
+)
 VARIANTS = ("prepend_append", "any_position")
 
 
@@ -55,7 +57,10 @@ def load_blocks() -> dict:
     if not isinstance(data, dict) or len(data.get("block_smi", {})) != NUM_BLOCKS:
         from gfnjax.data import DataFileError, data_path
 
-        raise DataFileError(f"{BLOCKS_FILE} at {data_path(BLOCKS_FILE)} lacks 11 'block_smi' entries. Origin: {ORIGIN}")
+        raise DataFileError(
+            f"{BLOCKS_FILE} at {data_path(BLOCKS_FILE)} lacks 11 'block_smi' entries. "
+            f"Origin: {ORIGIN}"
+        )
     return data
 
 
@@ -81,9 +86,9 @@ class QM9String(SequenceEnv):
     """QM9-string environment (`qm9str`).
 
     Attributes:
-      variant: "prepend_append" ((a), default) or "any_position" ((b)).
+      variant: "prepend_append" (Ent-PPO; default) or "any_position" (Niu et al.).
       num_blocks: alphabet size, the first `num_blocks` of the 11 blocks (11 = the benchmark).
-      reward_exponent: β = 5 (a). reward_scale: 100 (a). reward_floor: 1e−3 (a).
+      reward_exponent: β = 5. reward_scale: 100. reward_floor: 1e−3 (all as in Ent-PPO).
       mode_fraction: the top fraction of strings (by reward) that count as modes: 0.005, i.e. the
         805 best of the 161,051 strings, as Niu et al.'s code (the only paper counting modes here).
       test_size: strings in the correlation test set (1024, uniform without replacement, seed
@@ -132,8 +137,12 @@ class QM9String(SequenceEnv):
         return self.num_blocks
 
     def _log_reward_table(self) -> np.ndarray:
-        return log_reward_table(self.num_blocks, float(self.reward_exponent), float(self.reward_scale),
-                                float(self.reward_floor))
+        return log_reward_table(
+            self.num_blocks,
+            float(self.reward_exponent),
+            float(self.reward_scale),
+            float(self.reward_floor),
+        )
 
     def proxy(self, tokens) -> np.ndarray:
         """Proxy values y of complete strings int[..., 5] (host side, for inspection)."""
@@ -171,4 +180,6 @@ class QM9String(SequenceEnv):
         size = min(self.test_size, X)
         idx = np.sort(np.random.default_rng(self.test_seed).choice(X, size=size, replace=False))
         tokens = _base_digits(idx.astype(np.int64), self.num_blocks, LENGTH).astype(np.int32)
-        return SequenceState(tokens=jnp.asarray(tokens), length=jnp.full((size,), LENGTH, jnp.int32))
+        return SequenceState(
+            tokens=jnp.asarray(tokens), length=jnp.full((size,), LENGTH, jnp.int32)
+        )

@@ -1,4 +1,4 @@
-"""Fixed-length sequences over an alphabet, built token by token (REFERENCE.md §4).
+"""Fixed-length sequences over an alphabet, built token by token (docs/methods.md §4).
 
 A state holds `tokens` int32[B, L] (−1 = empty position) and `length` int32[B] (filled
 positions); the object is complete — terminal, with no stop action — when all L positions are
@@ -6,13 +6,14 @@ filled. Three ways of building it (`moves`), shared by every sequence environmen
 
   "append"          autoregressive: the next token goes at position `length`. The state graph is
                     a tree, so P_B = 1 (log P_B = 0). Forward actions: V tokens; backward: 1.
-  "prepend_append"  a token is put in front of or after the current string (QM9-string (a));
-                    forward actions: a < V prepends token a, a ≥ V appends a − V; backward: 0
-                    removes the first, 1 the last token (uniform P_B over the two). Tokens are
-                    kept left-aligned.
-  "any_position"    a token is written into any empty position (non-autoregressive bit
-                    sequences (c), QM9-string (b)); forward action a = position·V + token;
-                    backward action = the position to clear (uniform P_B over filled positions).
+  "prepend_append"  a token is put in front of or after the current string (Ent-PPO's
+                    QM9-string); forward actions: a < V prepends token a, a ≥ V appends a − V;
+                    backward: 0 removes the first, 1 the last token (uniform P_B over the two).
+                    Tokens are kept left-aligned.
+  "any_position"    a token is written into any empty position (Tiapkin et al.'s
+                    non-autoregressive bit sequences, Niu et al.'s QM9-string); forward action
+                    a = position·V + token; backward action = the position to clear (uniform
+                    P_B over filled positions).
 
 Observation: per-position features float[L, F] flattened to float[L·F]; `token_shape = (L, F)`
 lets the transformer torso reshape it. The default features are [filled, one-hot(token)]
@@ -160,9 +161,9 @@ class SequenceEnv(Env):
         B = state.length.shape[0]
         if self.moves == "any_position":
             empty = state.tokens < 0  # [B, L]
-            return jnp.broadcast_to(empty[:, :, None], (B, self.seq_length, self.vocab_size)).reshape(
-                B, self.num_actions
-            )
+            return jnp.broadcast_to(
+                empty[:, :, None], (B, self.seq_length, self.vocab_size)
+            ).reshape(B, self.num_actions)
         return jnp.ones((B, self.num_actions), bool)
 
     def _backward_mask(self, state):
@@ -195,7 +196,9 @@ class SequenceEnv(Env):
     def token_features(self, tokens: jax.Array) -> jax.Array:
         """float32[..., L, F]: [filled, one-hot(token)] (one_hot(−1) is all zeros)."""
         filled = (tokens >= 0).astype(jnp.float32)[..., None]
-        return jnp.concatenate([filled, jax.nn.one_hot(tokens, self.vocab_size, dtype=jnp.float32)], -1)
+        return jnp.concatenate(
+            [filled, jax.nn.one_hot(tokens, self.vocab_size, dtype=jnp.float32)], -1
+        )
 
     def observe(self, state):
         feats = self.token_features(state.tokens)
@@ -214,7 +217,8 @@ class SequenceEnv(Env):
     def _check_enumerable(self):
         if not self.enumerable:
             raise NotImplementedError(
-                f"{self.name} with L={self.seq_length}, V={self.vocab_size} is too large to enumerate"
+                f"{self.name} with L={self.seq_length}, V={self.vocab_size} "
+                "is too large to enumerate"
             )
 
     @property
@@ -251,7 +255,11 @@ class SequenceEnv(Env):
             return SequenceState(tokens=jnp.asarray(tokens), length=jnp.asarray(length))
         rows = []
         for ell in range(L):  # strings of length ell, left-aligned, in code order
-            digits = _base_digits(np.arange(V**ell, dtype=np.int64), V, ell) if ell else np.zeros((1, 0), np.int64)
+            digits = (
+                _base_digits(np.arange(V**ell, dtype=np.int64), V, ell)
+                if ell
+                else np.zeros((1, 0), np.int64)
+            )
             pad = np.full((digits.shape[0], L - ell), -1, np.int64)
             rows.append(np.concatenate([digits, pad], axis=1))
         tokens = np.concatenate(rows).astype(np.int32)
@@ -302,7 +310,11 @@ class PositionalReward(SequenceReward):
     seed: int = 0
 
     def weights(self) -> np.ndarray:
-        return np.random.default_rng(self.seed).standard_normal((self.seq_length, self.vocab_size)).astype(np.float32)
+        return (
+            np.random.default_rng(self.seed)
+            .standard_normal((self.seq_length, self.vocab_size))
+            .astype(np.float32)
+        )
 
     def __call__(self, tokens):
         w = jnp.asarray(self.weights())
@@ -315,7 +327,7 @@ class AutoregressiveSequence(SequenceEnv):
     """Generic append-only sequence environment (a tree: log P_B = 0) with a pluggable reward.
 
     Attributes:
-      seq_length: L (≥ 1). Default 8 with vocab_size 4: the TFBind8 shape (REFERENCE.md §4).
+      seq_length: L (≥ 1). Default 8 with vocab_size 4: the TFBind8 shape (docs/methods.md §4).
       vocab_size: V (≥ 2).
       reward: a `SequenceReward`; None = `PositionalReward(seq_length, vocab_size)`.
     """

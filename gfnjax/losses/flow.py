@@ -38,8 +38,12 @@ def trajectory_balance_residual(log_pf, log_pb, log_reward, log_z, mask):
 
 
 def trajectory_balance(
-    log_pf: jax.Array, log_pb: jax.Array, log_reward: jax.Array, log_z: jax.Array,
-    mask: jax.Array, reduce: str = "mean",
+    log_pf: jax.Array,
+    log_pb: jax.Array,
+    log_reward: jax.Array,
+    log_z: jax.Array,
+    mask: jax.Array,
+    reduce: str = "mean",
 ) -> jax.Array:
     """Trajectory balance (Malkin et al. 2022): δ(τ_b)², mean over the batch.
 
@@ -47,7 +51,9 @@ def trajectory_balance(
       log_pf, log_pb: float[B, T]; log_reward: float[B]; log_z: float[] (learned);
       mask: bool[B, T]; reduce: "mean" (float[]) or "none" (float[B], per trajectory).
     """
-    return _reduce(trajectory_balance_residual(log_pf, log_pb, log_reward, log_z, mask) ** 2, reduce)
+    return _reduce(
+        trajectory_balance_residual(log_pf, log_pb, log_reward, log_z, mask) ** 2, reduce
+    )
 
 
 def _state_log_flow(log_flow, log_reward, done):
@@ -69,8 +75,13 @@ def detailed_balance_residual(log_pf, log_pb, log_flow, log_reward, mask, done):
 
 
 def detailed_balance(
-    log_pf: jax.Array, log_pb: jax.Array, log_flow: jax.Array, log_reward: jax.Array,
-    mask: jax.Array, done: jax.Array, reduce: str = "transitions",
+    log_pf: jax.Array,
+    log_pb: jax.Array,
+    log_flow: jax.Array,
+    log_reward: jax.Array,
+    mask: jax.Array,
+    done: jax.Array,
+    reduce: str = "transitions",
 ) -> jax.Array:
     """Detailed balance (Bengio et al. 2023): δ_t² (see `detailed_balance_residual`).
 
@@ -94,8 +105,14 @@ def detailed_balance(
 
 
 def subtrajectory_balance(
-    log_pf: jax.Array, log_pb: jax.Array, log_flow: jax.Array, log_reward: jax.Array,
-    mask: jax.Array, done: jax.Array, lam: float | jax.Array = 0.9, reduce: str = "mean",
+    log_pf: jax.Array,
+    log_pb: jax.Array,
+    log_flow: jax.Array,
+    log_reward: jax.Array,
+    mask: jax.Array,
+    done: jax.Array,
+    lam: float | jax.Array = 0.9,
+    reduce: str = "mean",
 ) -> jax.Array:
     """Subtrajectory balance (Madan et al. 2023) in O(T²) with cumulative sums.
 
@@ -128,9 +145,14 @@ def subtrajectory_balance(
 
 
 def flow_matching(
-    log_in_edge_flows: jax.Array, in_mask: jax.Array,
-    log_out_edge_flows: jax.Array, out_mask: jax.Array,
-    log_reward: jax.Array, is_terminal: jax.Array, state_mask: jax.Array, reduce: str = "mean",
+    log_in_edge_flows: jax.Array,
+    in_mask: jax.Array,
+    log_out_edge_flows: jax.Array,
+    out_mask: jax.Array,
+    log_reward: jax.Array,
+    is_terminal: jax.Array,
+    state_mask: jax.Array,
+    reduce: str = "mean",
 ) -> jax.Array:
     """Flow matching (Bengio et al. 2021) in log space.
 
@@ -161,7 +183,9 @@ def flow_matching(
     return sq.sum() / jnp.maximum(valid.sum(), 1)
 
 
-def backward_maximum_likelihood(log_pb: jax.Array, mask: jax.Array, reduce: str = "mean") -> jax.Array:
+def backward_maximum_likelihood(
+    log_pb: jax.Array, mask: jax.Array, reduce: str = "mean"
+) -> jax.Array:
     """TLM backward loss (Gritsaev et al. 2024): −Σ_t log P_B(s_t|s_{t+1}) over the valid
     transitions of each trajectory, mean over the batch (reduce="none": float[B])."""
     chex.assert_equal_shape([log_pb, mask])

@@ -1,10 +1,11 @@
-"""Policy-gradient estimators of the soft-RL view of GFlowNets as pure functions (REFERENCE.md §3).
+"""Policy-gradient estimators of the soft-RL view of GFlowNets as pure functions
+(docs/methods.md §3).
 
 Shapes: B trajectories, T transitions (padded), per-step arrays [B, T], per-state arrays
 [B, T+1] (s_0 … s_T), `mask` bool[B, T] valid transitions, `done` bool[B, T] the transition that
 reaches the terminal state x. Padded entries may hold anything finite: they are masked out.
 
-Soft-RL view (Tiapkin et al. 2024, (c)): the reward of a transition s→s' is log P_B(s|s') and the
+Soft-RL view (Tiapkin et al. 2024): the reward of a transition s→s' is log P_B(s|s') and the
 terminating one also earns log R(x); discount 1, entropy coefficient 1. The entropy-augmented
 per-step reward is g_t = r_t − sg(log P_F(a_t|s_t)), whose sum is the soft return
 G(τ) = log R(x) + log P_B(τ|x) − log P_F(τ), E_{P_F}[G] = ELBO = log Z − KL(P_F ‖ P_B R/Z).
@@ -33,8 +34,8 @@ def soft_rewards(
     """Entropy-augmented per-step rewards g_t = r_t − log P_F(a_t|s_t), float[B, T] (no gradient).
 
     r_t = log P_B(s_t|s_{t+1}) + 1[t terminates]·log R(x). With an explicit stop action the
-    terminating transition has P_B = 1, so r_T = log R(x) exactly as in (c); with automatic
-    termination the last ordinary transition keeps its log P_B. 0 where ~mask.
+    terminating transition has P_B = 1, so r_T = log R(x) exactly as in Tiapkin et al.; with
+    automatic termination the last ordinary transition keeps its log P_B. 0 where ~mask.
 
     Args: log_pf, log_pb: float[B, T]; log_reward: float[B]; mask, done: bool[B, T].
     """
@@ -93,14 +94,14 @@ def gae(
 
 
 def mean_center(advantages: jax.Array, mask: jax.Array) -> jax.Array:
-    """A − mean of A over the valid steps of the batch (Niu et al. (b)); 0 where ~mask."""
+    """A − mean of A over the valid steps of the batch (Niu et al.); 0 where ~mask."""
     _check(advantages, mask)
     mean = jnp.where(mask, advantages, 0.0).sum() / jnp.maximum(mask.sum(), 1)
     return jnp.where(mask, advantages - mean, 0.0)
 
 
 def normalize(advantages: jax.Array, mask: jax.Array) -> jax.Array:
-    """(A − mean)/std over the valid steps of the batch (off by default in (a))."""
+    """(A − mean)/std over the valid steps of the batch (off by default in Ent-PPO)."""
     centred = mean_center(advantages, mask)
     var = (centred**2).sum() / jnp.maximum(mask.sum(), 1)
     return centred / jnp.sqrt(var + 1e-8)
@@ -136,7 +137,8 @@ def value_regression(
     """Squared error of a value net against fixed targets: (V(s_t) − sg(y_t))².
 
     reduce: "transitions" (mean over valid steps of the batch, default), "trajectories"
-    (Σ_t per trajectory, mean over trajectories: Niu et al.'s normalisation) or "none" (float[B, T]).
+    (Σ_t per trajectory, mean over trajectories: Niu et al.'s normalisation) or "none"
+    (float[B, T]).
     Args: values, targets: float[B, T]; mask: bool[B, T].
     """
     _check(values, targets, mask)
@@ -154,8 +156,13 @@ def value_regression(
 
 
 def niu_costs(
-    log_pf: jax.Array, log_pb: jax.Array, log_reward: jax.Array, log_z: jax.Array,
-    mask: jax.Array, done: jax.Array, log_reward_min: float | None = None,
+    log_pf: jax.Array,
+    log_pb: jax.Array,
+    log_reward: jax.Array,
+    log_z: jax.Array,
+    mask: jax.Array,
+    done: jax.Array,
+    log_reward_min: float | None = None,
 ) -> jax.Array:
     """Per-step costs of Niu et al. 2024, float[B, T] (no gradient), 0 where ~mask:
 
@@ -192,13 +199,20 @@ def categorical_kl(log_p: jax.Array, log_q: jax.Array, valid: jax.Array) -> jax.
 
 
 def ppo_surrogate(
-    log_probs: jax.Array, log_probs_old: jax.Array, actions: jax.Array, advantages: jax.Array,
-    forward_mask: jax.Array, mask: jax.Array, clip_eps: float | jax.Array = 0.2,
-    kl_coef: float | jax.Array = 1.0, reduce: str = "mean",
+    log_probs: jax.Array,
+    log_probs_old: jax.Array,
+    actions: jax.Array,
+    advantages: jax.Array,
+    forward_mask: jax.Array,
+    mask: jax.Array,
+    clip_eps: float | jax.Array = 0.2,
+    kl_coef: float | jax.Array = 1.0,
+    reduce: str = "mean",
 ) -> tuple[jax.Array, dict]:
     """Ent-PPO loss, to minimise: minus
 
-        (1/B) Σ_b Σ_t [ min(ρ_t A_t, clip(ρ_t, 1−ε, 1+ε) A_t) − A_t − β·KL(π_θ(·|s_t) ‖ π_old(·|s_t)) ],
+        (1/B) Σ_b Σ_t [ min(ρ_t A_t, clip(ρ_t, 1−ε, 1+ε) A_t) − A_t
+                        − β·KL(π_θ(·|s_t) ‖ π_old(·|s_t)) ],
 
     ρ_t = π_θ(a_t|s_t)/π_old(a_t|s_t), exact KL over valid actions, β = 1 (no entropy bonus:
     the soft rewards already carry it). The constant A_t is subtracted so the objective is the
@@ -230,7 +244,10 @@ def ppo_surrogate(
 
 
 def importance_surrogate(
-    log_pf: jax.Array, log_pf_old: jax.Array, advantages: jax.Array, mask: jax.Array,
+    log_pf: jax.Array,
+    log_pf_old: jax.Array,
+    advantages: jax.Array,
+    mask: jax.Array,
     reduce: str = "mean",
 ) -> jax.Array:
     """TRPO's surrogate loss −(1/B) Σ_b Σ_t ρ_t·sg(A_t), ρ_t = exp(log π_θ − sg log π_old)
@@ -242,7 +259,10 @@ def importance_surrogate(
 
 
 def trajectory_kl(
-    log_probs_old: jax.Array, log_probs: jax.Array, forward_mask: jax.Array, mask: jax.Array,
+    log_probs_old: jax.Array,
+    log_probs: jax.Array,
+    forward_mask: jax.Array,
+    mask: jax.Array,
     reduce: str = "mean",
 ) -> jax.Array:
     """(1/B) Σ_b Σ_t KL(π_old(·|s_t) ‖ π_θ(·|s_t)): the per-trajectory KL that Niu et al.'s and

@@ -1,4 +1,4 @@
-"""Soft-RL value targets for GFlowNets (Tiapkin et al. 2024, REFERENCE.md §2, source (c)).
+"""Soft-RL value targets for GFlowNets (Tiapkin et al. 2024; docs/methods.md §2).
 
 GFlowNet training as entropy-regularised RL: reward r(s, s') = log P_B(s|s') on ordinary
 transitions and log R(x) on the one that terminates, discount 1, entropy coefficient 1. The optimal
@@ -43,7 +43,7 @@ def soft_dqn_targets(
     done: jax.Array,
     tau: float | jax.Array = 1.0,
 ) -> jax.Array:
-    """Soft Bellman targets of SoftDQN (REFERENCE.md §2):
+    """Soft Bellman targets of SoftDQN (docs/methods.md §2):
 
         y = log P_B(s|s') + log R(x)                                   if s' = x is terminal,
         y = log P_B(s|s') + τ·logsumexp_{a'} Q_targ(s', a')/τ          otherwise.
@@ -96,7 +96,7 @@ def munchausen_targets(
     l0: float | jax.Array = -100.0,
     tau: float | jax.Array | None = None,
 ) -> jax.Array:
-    """Munchausen DQN targets (Vieillard et al. 2020; REFERENCE.md §2):
+    """Munchausen DQN targets (Vieillard et al. 2020; docs/methods.md §2):
 
         y = soft_dqn_targets(τ) + α·clip(τ·log π_targ(a|s), l0, 0),   τ = 1/(1 − α) by default,
 
@@ -107,8 +107,8 @@ def munchausen_targets(
 
     Args: as `soft_dqn_targets`, plus q_target float[..., A] (target network at s), mask
     bool[..., A] (valid actions at s), action int[...] (the action taken), alpha ∈ [0, 1),
-    l0 ≤ 0 (clip of the log-policy term: −100 hypergrid, −25 bitseq (code)), tau (default
-    1/(1 − α)).
+    l0 ≤ 0 (clip of the log-policy term: −100 hypergrid, −25 bitseq, as in Tiapkin et al.'s
+    code), tau (default 1/(1 − α)).
     Returns: float[...].
     """
     if tau is None:
@@ -123,7 +123,8 @@ def soft_q_loss(
     weights: jax.Array | None = None,
     delta: float | jax.Array | None = 1.0,
 ) -> tuple[jax.Array, jax.Array]:
-    """mean_i w_i·ℓ(Q(s_i, a_i) − sg(y_i)), ℓ = Huber(δ) (code) or the square when delta is None.
+    """mean_i w_i·ℓ(Q(s_i, a_i) − sg(y_i)), ℓ = Huber(δ) (Tiapkin et al.'s code) or the square
+    when delta is None.
 
     q_sa float[n], targets float[n], weights float[n] (importance weights; 1 if None).
     Returns (loss float[], per-sample ℓ float[n], e.g. as new replay priorities).

@@ -71,7 +71,9 @@ class Bounds(Metric):
         self.batch_size = batch_size
         self.true_log_probs = true_log_probs
         if true_log_probs is not None:
-            self.true_cdf = np.cumsum(np.exp(np.asarray(true_log_probs, np.float64))).astype(np.float32)
+            self.true_cdf = np.cumsum(np.exp(np.asarray(true_log_probs, np.float64))).astype(
+                np.float32
+            )
             self.terminals = env.enumerate_terminals()
 
     def compute(self, carry, algo, state, key):
@@ -120,7 +122,8 @@ def check_exact_size(env: Env) -> None:
     n = env.num_states
     if n > MAX_EXACT_STATES:
         raise ValueError(
-            f"exact metrics would enumerate {n:,} states of {env.name} (limit {MAX_EXACT_STATES:,}); "
+            f"exact metrics would enumerate {n:,} states of {env.name} "
+            f"(limit {MAX_EXACT_STATES:,}); "
             "set metrics.exact=false (e.g. --set metrics.exact=False) to train without them"
         )
 
@@ -152,6 +155,14 @@ def default_metrics(env: Env, config: MetricsConfig | None = None) -> tuple[Metr
 
 
 __all__ = [
-    "Bounds", "DAG", "EmpiricalL1", "ExactDistribution", "Metric", "MetricsConfig", "build_dag",
-    "default_metrics", "distribution_metrics", "policy_terminal_distribution",
+    "Bounds",
+    "DAG",
+    "EmpiricalL1",
+    "ExactDistribution",
+    "Metric",
+    "MetricsConfig",
+    "build_dag",
+    "default_metrics",
+    "distribution_metrics",
+    "policy_terminal_distribution",
 ]

@@ -1,8 +1,8 @@
 """The metric protocol: everything stays on device inside the jitted training loop.
 
-    init() -> carry                              (pytree, lives in the loop state)
-    update(carry, info: StepInfo) -> carry       (every training iteration)
-    compute(carry, algo, state, key) -> dict     (every evaluation; float32[] scalars)
+init() -> carry                              (pytree, lives in the loop state)
+update(carry, info: StepInfo) -> carry       (every training iteration)
+compute(carry, algo, state, key) -> dict     (every evaluation; float32[] scalars)
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Exact terminal distribution by dynamic programming over the enumerated DAG (REFERENCE.md §5).
+"""Exact terminal distribution by dynamic programming over the enumerated DAG
+(docs/methods.md §5).
 
     u(s0) = 1,  u(s') = Σ_{s ∈ parents(s')} u(s)·P_F(s'|s),  P_T(x) = Σ_s u(s)·P_F(x|s)
 
@@ -53,7 +54,9 @@ def build_dag(env: Env) -> DAG:
         return env.observe(states), fmask, child, term.T & fmask, s0, log_r - log_z, log_z
 
     # states enter as an argument: as closed-over constants XLA would constant-fold the whole build
-    obs, fmask, child, term, s0, true_lp, log_z = build(env.enumerate_states(), env.enumerate_terminals())
+    obs, fmask, child, term, s0, true_lp, log_z = build(
+        env.enumerate_states(), env.enumerate_terminals()
+    )
     return DAG(obs, fmask, child, term, s0, true_lp, log_z, env.max_steps)
 
 
@@ -81,7 +84,9 @@ def policy_terminal_distribution(dag: DAG, logits: jax.Array) -> jax.Array:
     Every enumerated non-terminal state has a valid action, so no all-masked-row guard is needed
     (the guard would be a reduction over a constant mask that XLA tries to constant-fold).
     """
-    return terminal_distribution(dag, jax.nn.log_softmax(jnp.where(dag.forward_mask, logits, NEG_LOGIT), -1))
+    return terminal_distribution(
+        dag, jax.nn.log_softmax(jnp.where(dag.forward_mask, logits, NEG_LOGIT), -1)
+    )
 
 
 def distribution_metrics(p_model: jax.Array, log_p_true: jax.Array) -> dict[str, jax.Array]:

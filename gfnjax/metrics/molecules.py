@@ -1,4 +1,5 @@
-"""Molecule metrics for `molgraph`, evaluated inside the jitted training loop (docs/methods.md §4–5).
+"""Molecule metrics for `molgraph`, evaluated inside the jitted training loop
+(docs/methods.md §4–5).
 
 RDKit work (canonical SMILES, score, Morgan fingerprint) happens in one `jax.pure_callback` per
 batch (`chem.describe_graphs`, cached by SMILES); everything else is jnp, so the metric carries
@@ -20,7 +21,7 @@ At every evaluation (`compute`, on a fresh batch of `eval_batch_size` forward sa
             log P_θ(x) ≈ logmeanexp_i [log P_F(τ_i) − log P_B(τ_i|x)], τ_i ~ P_B(·|x)
             (`rollout.sample_backward`, env.mc_samples each), on a fixed held-out test set: the
             first env.test_size molecules of the reference set in a seeded random order, each as
-            the labelled graph of `chem.mol_to_graph` (REFERENCE.md §5).
+            the labelled graph of `chem.mol_to_graph` (docs/methods.md §5).
 """
 
 from __future__ import annotations
@@ -38,15 +39,16 @@ from gfnjax.metrics.stats import pearson, spearman
 from gfnjax.rollout import evaluate, sample_backward, sample_forward
 from gfnjax.utils import logmeanexp
 
-TANIMOTO_MAX = 0.7  # mode novelty threshold (REFERENCE.md §4)
+TANIMOTO_MAX = 0.7  # mode novelty threshold (docs/methods.md §4)
 MAX_MODES = 1024  # capacity of the on-device mode buffer
 
 
 def describe(env, state):
     """(ok bool[B], score float32[B], hash int32[B], fp uint32[B, 32], novel bool[B]) of states."""
     ref = frozenset(chem.reference_molecules(env.elements, env.max_atoms))
-    host = functools.partial(chem.timed(chem.describe_graphs), elements=env.elements,
-                             score=env.score, reference=ref)
+    host = functools.partial(
+        chem.timed(chem.describe_graphs), elements=env.elements, score=env.score, reference=ref
+    )
     shape = state.done.shape
     out = (
         jax.ShapeDtypeStruct(shape, jnp.bool_),
@@ -56,7 +58,9 @@ def describe(env, state):
         jax.ShapeDtypeStruct(shape, jnp.bool_),
     )
     compute = env.num_atoms(state) >= 1
-    return jax.pure_callback(host, out, state.atoms, state.bonds, compute, vmap_method="broadcast_all")
+    return jax.pure_callback(
+        host, out, state.atoms, state.bonds, compute, vmap_method="broadcast_all"
+    )
 
 
 def tanimoto(fp: jax.Array, fps: jax.Array) -> jax.Array:
@@ -126,7 +130,9 @@ class MoleculeMetrics(Metric):
     def update(self, carry, info):
         x = info.terminals
         ok, score, hash_, fp, _ = describe(self.env, x)
-        modes, num = add_modes(carry["modes"], carry["num_modes"], ok, score, fp, self.env.mode_threshold)
+        modes, num = add_modes(
+            carry["modes"], carry["num_modes"], ok, score, fp, self.env.mode_threshold
+        )
         top_score, top_hash = merge_top_k(carry["top_score"], carry["top_hash"], ok, score, hash_)
         return dict(modes=modes, num_modes=num, top_score=top_score, top_hash=top_hash)
 
@@ -145,8 +151,11 @@ class MoleculeMetrics(Metric):
         log_w = (log_pf - traj.log_pb).sum(-1).reshape(-1, M)
         log_p = logmeanexp(log_w, axis=-1)
         log_r = jnp.asarray(self.test_log_reward)
-        return {"pearson": pearson(log_r, log_p), "spearman": spearman(log_r, log_p),
-                "test_log_p_mean": log_p.mean()}
+        return {
+            "pearson": pearson(log_r, log_p),
+            "spearman": spearman(log_r, log_p),
+            "test_log_p_mean": log_p.mean(),
+        }
 
     def compute(self, carry, algo, state, key):
         k_f, k_b = jax.random.split(key)

@@ -39,7 +39,11 @@ def default_chunk_size(env: Env, total: int) -> int:
 
 
 def estimate_log_prob(
-    env: Env, key: jax.Array, terminals: Any, policy_fn: PolicyFn, num_trajectories: int,
+    env: Env,
+    key: jax.Array,
+    terminals: Any,
+    policy_fn: PolicyFn,
+    num_trajectories: int,
     chunk_size: int | None = None,
 ) -> jax.Array:
     """float32[X]: logmeanexp over N backward trajectories of log P_F(τ) − log P_B(τ|x).
@@ -71,7 +75,9 @@ class TestSetCorrelation(Metric):
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, env: Env, test_states: Any, num_trajectories: int, chunk_size: int | None = None):
+    def __init__(
+        self, env: Env, test_states: Any, num_trajectories: int, chunk_size: int | None = None
+    ):
         self.env = env
         self.test_states = test_states
         self.num_trajectories = num_trajectories
@@ -81,8 +87,14 @@ class TestSetCorrelation(Metric):
         self.reward_ranks = jax.jit(rankdata)(self.log_reward)
 
     def compute(self, carry, algo, state, key):
-        log_p = estimate_log_prob(self.env, key, self.test_states, algo.policy_fn(state),
-                                  self.num_trajectories, self.chunk_size)
+        log_p = estimate_log_prob(
+            self.env,
+            key,
+            self.test_states,
+            algo.policy_fn(state),
+            self.num_trajectories,
+            self.chunk_size,
+        )
         return {
             "pearson": pearson(log_p, self.log_reward),
             "spearman": pearson(rankdata(log_p), self.reward_ranks),
@@ -90,7 +102,7 @@ class TestSetCorrelation(Metric):
         }
 
 
-# --- modes and top-k -------------------------------------------------------------------------------
+# --- modes and top-k ------------------------------------------------------------------------------
 class ModesFound(Metric):
     """Cumulative number of modes matched by at least one training sample."""
 
@@ -124,8 +136,10 @@ class TopKReward(Metric):
         self.key_dtype = probe.dtype
 
     def init(self):
-        return (jnp.full((self.k,), -jnp.inf, jnp.float32),
-                jnp.full((self.k,) + self.key_shape, -1, self.key_dtype))
+        return (
+            jnp.full((self.k,), -jnp.inf, jnp.float32),
+            jnp.full((self.k,) + self.key_shape, -1, self.key_dtype),
+        )
 
     def update(self, carry, info):
         best, keys = carry
@@ -146,7 +160,8 @@ class TopKReward(Metric):
         filled = jnp.isfinite(best)
         count = filled.sum()
         return {
-            "top_k_reward": jnp.where(filled, jnp.exp(jnp.where(filled, best, 0.0)), 0.0).sum() / self.k,
+            "top_k_reward": jnp.where(filled, jnp.exp(jnp.where(filled, best, 0.0)), 0.0).sum()
+            / self.k,
             "top_k_log_reward": jnp.where(
                 count > 0, jnp.where(filled, best, 0.0).sum() / jnp.maximum(count, 1), jnp.nan
             ),

@@ -61,6 +61,16 @@ def make_torso(name: str, hidden: Sequence[int], env: Any = None) -> nn.Module:
 
 
 __all__ = [
-    "MLP", "OUTPUT_INITS", "NetOutput", "PolicyNet", "TORSOS", "ValueNet", "check_torso",
-    "make_torso", "num_params", "register_torso", "resolve_torso", "torso_names",
+    "MLP",
+    "OUTPUT_INITS",
+    "NetOutput",
+    "PolicyNet",
+    "TORSOS",
+    "ValueNet",
+    "check_torso",
+    "make_torso",
+    "num_params",
+    "register_torso",
+    "resolve_torso",
+    "torso_names",
 ]

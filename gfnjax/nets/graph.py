@@ -6,7 +6,7 @@ Layers (one per entry of `hidden`; per-node width w = max(16, hidden[l] // 4), s
 representation has ≈ N·hidden/4 features — about 2·hidden for N = 9, comparable to an MLP of
 width `hidden` while costing ~4× an MLP evaluation instead of ~N×):
 
-    m_i = Σ_j Σ_e edges[i, j, e] · W_e h_j,     h_i ← relu(LayerNorm(W [h_i, m_i, extra])) · exists_i
+    m_i = Σ_j Σ_e edges[i, j, e] · W_e h_j,   h_i ← relu(LayerNorm(W [h_i, m_i, extra])) · exists_i
 
 The output concatenates what the PolicyNet heads need to produce per-action logits with a single
 dense layer: the mean-pooled graph embedding, the extra features, every node embedding (actions
@@ -52,7 +52,9 @@ class GraphTorso(nn.Module):
         pooled = h.sum(-2) / count
         i, j = np.triu_indices(N, k=1)
         hi, hj = h[..., i, :], h[..., j, :]
-        pair = nn.relu(nn.Dense(self.pair_width)(jnp.concatenate([hi + hj, hi * hj, edges[..., i, j, :]], -1)))
+        pair = nn.relu(
+            nn.Dense(self.pair_width)(jnp.concatenate([hi + hj, hi * hj, edges[..., i, j, :]], -1))
+        )
         return jnp.concatenate(
             [pooled, extra, h.reshape(lead + (-1,)), pair.reshape(lead + (-1,))], axis=-1
         )
@@ -67,4 +69,3 @@ def make_graph_torso(hidden: Sequence[int], env=None) -> GraphTorso:
         )
     N, F, E, X = layout
     return GraphTorso(num_nodes=N, node_dim=F, edge_dim=E, extra_dim=X, hidden=tuple(hidden))
-
