@@ -1,5 +1,5 @@
 import sys
 
-from gfnjax.bench.cli import main
+from gfnjax.bench.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -1,21 +1,28 @@
 """CLI dispatch: `python -m gfnjax.bench [run options]` trains one env × algo over seeds.
 
 Subcommands are added here by name (e.g. `sweep`, `report`); anything else goes to `run`.
+Ctrl-C and SIGTERM (preemption) end every command cleanly with exit status 130: results already
+written are complete, and the same command continues from the last checkpoint.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 
 SUBCOMMANDS: dict[str, str] = {  # name -> "module:function"
     "sweep": "gfnjax.bench.sweep:main",
     "report": "gfnjax.bench.report:main",
     "ci": "gfnjax.bench.ci:main",
+    "leaderboard": "gfnjax.bench.leaderboard:main",
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def dispatch(argv: list[str]) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         import importlib
 
@@ -24,3 +31,22 @@ def main(argv: list[str] | None = None) -> int:
     from gfnjax.bench.run import main as run_main
 
     return run_main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """In-process entry (tests, notebooks): the interpreter's own signal handling."""
+    return dispatch(list(sys.argv[1:] if argv is None else argv))
+
+
+def entry() -> int:
+    """Process entry (`python -m gfnjax.bench`): SIGTERM acts as Ctrl-C, and either ends the
+    process at once with status 130 after a short message (`os._exit`: interpreter teardown while
+    XLA threads are still compiling can segfault)."""
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return main()
+    except KeyboardInterrupt:
+        from gfnjax.bench.run import interrupted_exit
+
+        interrupted_exit()
+        return 130

@@ -12,6 +12,11 @@ config and schedule. For each group and metric:
 Tables show mean ± sample std (ddof=1) over seeds. Plots (one PNG per env × metric) show the
 mean curve against trajectories sampled with a ±1 std band over seeds (clipped at 0 for
 metrics that cannot be negative).
+
+Diverged seeds (status "diverged": a non-finite loss or parameter) are never averaged in and never
+dropped silently: the `status` column says `DIVERGED k/n (it …)`, and a mean over fewer seeds than
+the group has is marked `(k/n)`. Records of one cell written twice are counted once (the newest);
+a group lacking a metric (fm has no log Z, molecules have no exact TV) shows `–`.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import sys
 
 import numpy as np
 
-from gfnjax.bench.run import SUMMARY_KEYS, read_records
+from gfnjax.bench.records import load_results
+from gfnjax.bench.run import SUMMARY_KEYS, diverged, status_cell
 from gfnjax.metrics.registry import info as metric_info
 
 TIMING_KEYS = ("compile_s", "wall_s", "trajectories_per_s")
@@ -67,13 +73,15 @@ def labels(groups: dict[str, list[dict]]) -> dict[str, tuple[str, str]]:
     heads = {g: rs[0] for g, rs in groups.items()}
     out = {}
     for g, r in heads.items():
-        same_env = [h["env_config"] for h in heads.values() if h["env"] == r["env"]]
-        same_algo = [h["algo_config"] for h in heads.values() if h["algo"] == r["algo"]]
+        same_env = [h.get("env_config") or {} for h in heads.values() if h["env"] == r["env"]]
+        same_algo = [h.get("algo_config") or {} for h in heads.values() if h["algo"] == r["algo"]]
         env_keys = _varying(same_env)
         algo_keys = _varying(same_algo)
-        env_label = r["env"] + "".join(f" {k}={r['env_config'][k]}" for k in env_keys)
+        env_label = r["env"] + "".join(
+            f" {k}={_fmt_value((r.get('env_config') or {}).get(k))}" for k in env_keys
+        )
         algo_label = r["algo"] + "".join(
-            f" {k}={_fmt_value(r['algo_config'].get(k))}" for k in algo_keys
+            f" {k}={_fmt_value((r.get('algo_config') or {}).get(k))}" for k in algo_keys
         )
         if r.get("iterations") and len({h.get("iterations") for h in heads.values()}) > 1:
             algo_label += f" it={r['iterations']}"
@@ -99,15 +107,28 @@ def auc(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _curve(rec: dict, key: str) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in rec["curves"].get(key, [])], float)
+    return np.array(
+        [np.nan if v is None else v for v in (rec.get("curves") or {}).get(key) or []], float
+    )
+
+
+def _auc_of(rec: dict, metric: str) -> float:
+    x, y = _curve(rec, "trajectories"), _curve(rec, metric)
+    if len(x) != len(y) or not len(y):  # the record has no curve of this metric
+        return float("nan")
+    return auc(x, y)
 
 
 def group_stats(rs: list[dict], metric: str) -> dict[str, np.ndarray]:
-    """Per-seed final and AUC values of one metric (NaN where missing)."""
+    """Per-seed final and AUC values of one metric (NaN where missing; diverged seeds NaN)."""
     final = np.array(
-        [np.nan if r["final"].get(metric) is None else r["final"][metric] for r in rs], float
+        [
+            np.nan if diverged(r) or r["final"].get(metric) is None else r["final"][metric]
+            for r in rs
+        ],
+        float,
     )
-    areas = np.array([auc(_curve(r, "trajectories"), _curve(r, metric)) for r in rs], float)
+    areas = np.array([np.nan if diverged(r) else _auc_of(r, metric) for r in rs], float)
     return {"final": final, "auc": areas}
 
 
@@ -118,15 +139,28 @@ def mean_std(v: np.ndarray) -> tuple[float, float, int]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
 
 
-def _cell(v: np.ndarray) -> str:
+def _cell(v: np.ndarray, n_runs: int | None = None) -> str:
     m, s, n = mean_std(v)
-    return "–" if n == 0 else f"{m:.4g} ± {s:.2g}"
+    if n == 0:
+        return "–"
+    note = f" ({n}/{n_runs})" if n_runs is not None and n < n_runs else ""
+    return f"{m:.4g} ± {s:.2g}{note}"
 
 
 def metrics_present(records: list[dict], metrics: list[str] | None = None) -> list[str]:
     have = {k for r in records for k in r.get("final", {}) if r["final"][k] is not None}
     wanted = metrics or list(SUMMARY_KEYS)
     return [k for k in wanted if k in have]
+
+
+def check_metrics(records: list[dict], metrics: list[str] | None) -> None:
+    """ValueError naming the unknown names when `metrics` asks for something no record has."""
+    if not metrics:
+        return
+    have = sorted({k for r in records for k in r.get("final", {})})
+    unknown = [m for m in metrics if m not in have]
+    if unknown:
+        raise ValueError(f"--metrics: no record has {unknown}; metrics in these results: {have}")
 
 
 def results_table(records: list[dict], metrics: list[str] | None = None) -> str:
@@ -145,14 +179,14 @@ def results_table(records: list[dict], metrics: list[str] | None = None) -> str:
         out += [
             f"**{title}** (mean ± std over seeds)",
             "",
-            "| env | algo | seeds | " + " | ".join(keys) + " |",
-            "|" + "---|" * (len(keys) + 3),
+            "| env | algo | seeds | status | " + " | ".join(keys) + " |",
+            "|" + "---|" * (len(keys) + 4),
         ]
         for g, rs in groups.items():
             env_label, algo_label = names[g]
             out.append(
-                f"| {env_label} | {algo_label} | {len(rs)} | "
-                + " | ".join(_cell(stats[g][k][kind]) for k in keys)
+                f"| {env_label} | {algo_label} | {len(rs)} | {status_cell(rs)} | "
+                + " | ".join(_cell(stats[g][k][kind], len(rs)) for k in keys)
                 + " |"
             )
         out.append("")
@@ -164,14 +198,19 @@ def results_table(records: list[dict], metrics: list[str] | None = None) -> str:
     ]
     for g, rs in groups.items():
         env_label, algo_label = names[g]
-        t = {k: np.array([r.get(k, np.nan) for r in rs], float) for k in TIMING_KEYS}
-        traj = np.nanmean([r["final"].get("trajectories", np.nan) for r in rs])
+        t = {k: _nanmean([r.get(k) for r in rs]) for k in TIMING_KEYS}
+        traj = _nanmean([r["final"].get("trajectories") for r in rs])
         out.append(
-            f"| {env_label} | {algo_label} | {len(rs)} | {traj:.0f} | "
-            f"{np.nanmean(t['compile_s']):.1f} | "
-            f"{np.nanmean(t['wall_s']):.1f} | {np.nanmean(t['trajectories_per_s']):.0f} |"
+            f"| {env_label} | {algo_label} | {len(rs)} | {traj:.0f} | {t['compile_s']:.1f} | "
+            f"{t['wall_s']:.1f} | {t['trajectories_per_s']:.0f} |"
         )
     return "\n".join(out)
+
+
+def _nanmean(values: list) -> float:
+    v = np.array([np.nan if x is None else x for x in values], float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else float("nan")
 
 
 def _slug(text: str) -> str:
@@ -195,7 +234,10 @@ def plot_curves(records: list[dict], out_dir: str, metrics: list[str] | None = N
         for metric in metrics_present([r for g in gs for r in groups[g]], metrics):
             fig, ax = plt.subplots(figsize=(6.4, 4.2))
             for g in gs:
-                rs = groups[g]
+                rs = [r for r in groups[g] if not diverged(r) and len(_curve(r, metric))]
+                n_div = sum(diverged(r) for r in groups[g])
+                if not rs:
+                    continue
                 ys = [_curve(r, metric) for r in rs]
                 xs = [_curve(r, "trajectories") for r in rs]
                 n = min(len(y) for y in ys)
@@ -206,8 +248,9 @@ def plot_curves(records: list[dict], out_dir: str, metrics: list[str] | None = N
                     continue
                 mean = y[:, ok].mean(axis=0)
                 std = y[:, ok].std(axis=0, ddof=1) if len(rs) > 1 else np.zeros_like(mean)
+                note = f", {n_div} diverged not shown" if n_div else ""
                 (line,) = ax.plot(
-                    x[ok], mean, marker="o", ms=3, label=f"{names[g][1]} ({len(rs)} seeds)"
+                    x[ok], mean, marker="o", ms=3, label=f"{names[g][1]} ({len(rs)} seeds{note})"
                 )
                 lo = mean - std
                 if metric_info(metric).nonnegative:  # a band below 0 would show impossible values
@@ -228,9 +271,10 @@ def plot_curves(records: list[dict], out_dir: str, metrics: list[str] | None = N
 
 def write_report(paths: list[str], out_dir: str, metrics: list[str] | None = None) -> str:
     """Read result files, write `out_dir/report.md` (tables + embedded plots); return its path."""
-    records = [r for p in paths for r in read_records(p)]
+    records = load_results(paths)
     if not records:
-        raise ValueError(f"no records in {paths}")
+        raise ValueError(f"no records in {paths} (every line was empty or skipped)")
+    check_metrics(records, metrics)
     os.makedirs(out_dir, exist_ok=True)
     pngs = plot_curves(records, out_dir, metrics)
     commits = sorted({r.get("git_commit", "?") for r in records})
@@ -243,7 +287,8 @@ def write_report(paths: list[str], out_dir: str, metrics: list[str] | None = Non
         f"Devices: {', '.join(devices)}.",
         "",
         "Final = last evaluation; AUC = (1/(T_last − T_first)) ∫ metric dT over trajectories "
-        "sampled (trapezoid). Mean ± sample std over seeds. TV is the exact total variation "
+        "sampled (trapezoid). Mean ± sample std over the seeds that did not diverge (`(k/n)`: "
+        "only k of the n seeds have a value). TV is the exact total variation "
         "½Σ|P_T − π|; l1 is Tiapkin et al.'s empirical mean_x|π̂ − π| (= 2·TV/|X|, not TV).",
         "",
         results_table(records, metrics),

@@ -13,7 +13,7 @@ A sweep config is a YAML file (schema: docs/harness.md, example: benchmarks/exam
     config: {hidden: [64, 64]}   # algo config fields applied to every algo that has them
     grid: {lr: [1e-3, 3e-3], batch_size: [16, 64]}           # cartesian product
     metrics: {eval_batch_size: 256}                          # MetricsConfig fields
-    check: {tv: 0.02}            # CI only (gfnjax.bench.ci): metric -> absolute margin
+    check: {tv: 0.5}             # CI only (gfnjax.bench.ci): metric -> margin (× baseline mean)
 
 Grid keys in an algorithm's `Config.SWEEPABLE` (learning rates, ε, temperature, λ, ...) become a
 vmapped axis: every grid point × every seed is one row of ONE compiled program per
@@ -24,18 +24,21 @@ that field and must belong to at least one.
 Every cell (env, algo, effective config, seed) has a stable id: a hash of its resolved env config,
 algo config with the grid values merged, metrics config, schedule and seed. Each program appends
 its records (one JSON line per cell) in one atomic write when it finishes; a rerun skips cells
-whose id is already in the results file, so an interrupted sweep loses only the program in
-progress. Everything is validated before anything is compiled.
+whose id is already in the results file, and a program in progress is checkpointed
+(`--checkpoint-every`, default every 60 s) and resumed from its newest checkpoint, so an
+interrupted sweep loses at most one checkpoint period. Records computed by other code (another
+`code_version`) are not reused silently: the rerun stops before compiling unless `--force-rerun`
+(recompute them) or `--allow-stale` (keep them). Everything is validated, and the results file
+checked writable, before anything is compiled.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import itertools
-import json
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -44,14 +47,26 @@ import numpy as np
 import yaml
 
 from gfnjax import algos, envs
+from gfnjax.bench import checkpoint as ckpt
+from gfnjax.bench.records import (
+    append_records,
+    cell_id,
+    check_writable,
+    code_version,
+    jsonable,
+    read_records,
+    unique_records,
+    warn,
+)
 from gfnjax.bench.run import (
     DEFAULT_EVAL_EVERY,
     DEFAULT_ITERATIONS,
     RunSpec,
-    _jsonable,
-    append_records,
+    add_reliability_args,
+    checkpoint_policy,
     device_mesh,
-    read_records,
+    diverged,
+    reliability_options,
     run,
 )
 from gfnjax.metrics import MetricsConfig
@@ -130,6 +145,13 @@ def _entries(raw, key: str, source: str) -> list[tuple[str, dict]]:
     return out
 
 
+def _why(e: Exception) -> str:
+    """A TypeError from a wrong value type (e.g. hidden: 32) explains itself poorly."""
+    if isinstance(e, TypeError) and "not iterable" in str(e):
+        return f"{e} (a list such as [64, 64] is expected)"
+    return str(e)
+
+
 def _fmt(v) -> str:
     return (
         "x".join(map(str, v))
@@ -140,15 +162,41 @@ def _fmt(v) -> str:
     )
 
 
-def cell_id(cell: dict) -> str:
-    """Stable 16-hex-digit id of a cell: sha256 of its canonical JSON (sorted keys)."""
-    text = json.dumps(_jsonable(cell), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 safe loader that (1) rejects a key given twice in one mapping (PyYAML silently
+    keeps the last) and (2) reads `1e-3` as a float (YAML 1.1 needs `1.0e-3`; YAML 1.2 and every
+    user expect a number)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} is given twice in one mapping (first on line {seen[key] + 1}); "
+                "give it once",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
 def load_config(path: str) -> dict:
     with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
+        raw = yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     if not isinstance(raw, dict):
         raise _err(path, "(top level)", "must be a mapping of keys to values")
     return raw
@@ -211,8 +259,15 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
     grid = {k: [_tuplify(x) for x in v] for k, v in grid.items()}
     check = raw.get("check", {})
     for k, v in check.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise _err(source, f"check.{k}", f"must be an absolute margin ≥ 0, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e3:
+            raise _err(
+                source,
+                f"check.{k}",
+                f"must be a relative margin r ≥ 0 (a fraction of the baseline mean), got {v!r}",
+            )
+    from gfnjax.bench.ci import check_directions
+
+    check_directions(check, source)
     try:
         metrics_config = MetricsConfig(**raw.get("metrics", {}))
     except TypeError as e:
@@ -272,7 +327,7 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
                 try:
                     algo = algos.make(algo_name, env, **kw)
                 except (ValueError, TypeError) as e:
-                    raise _err(source, where, str(e)) from None
+                    raise _err(source, where, _why(e)) from None
                 try:
                     make_trainer(
                         algo, its, ev, metrics=()
@@ -282,10 +337,11 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
                 rows_seeds, rows_hp, cells = [], {k: [] for k in swept}, []
                 for point in itertools.product(*(grid[k] for k in swept)):
                     hp = dict(zip(swept, point))
-                    try:  # validates the value's range with the config's own checks
+                    try:  # the config's own range checks, then the algorithm's (env-dependent)
                         effective = dataclasses.replace(algo.config, **hp)
+                        type(algo)(env=env, config=effective, preset=algo.preset)
                     except (ValueError, TypeError) as e:
-                        raise _err(source, "grid." + ",".join(swept), str(e)) from None
+                        raise _err(source, "grid." + ",".join(swept), _why(e)) from None
                     for seed in seeds:
                         rows_seeds.append(seed)
                         for k in swept:
@@ -334,22 +390,103 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
     return Sweep(name, out, chunk, programs, dict(check), source)
 
 
+def _program_policy(sweep: Sweep, prog: Program, rows: list[int], options: dict, resume: bool):
+    every = options.get("checkpoint_every")
+    if every is None:
+        return None
+    root = options.get("checkpoint_dir") or (
+        os.path.splitext(os.path.abspath(sweep.out))[0] + ".checkpoints"
+    )
+    return checkpoint_policy(
+        prog.spec,
+        [prog.cells[i] for i in rows],
+        root,
+        every,
+        options.get("keep_checkpoints", 2),
+        resume,
+        sweep.chunk,
+        options.get("seed_batch"),
+        options.get("num_devices", 1),
+    )
+
+
+def stale_cells(sweep: Sweep, done: dict[str, dict]) -> list[dict]:
+    """Records of this sweep's cells computed by other code (another code_version)."""
+    mine = {c for p in sweep.programs for c in p.cells}
+    now = code_version()
+    return [r for c, r in done.items() if c in mine and r.get("code_version") != now]
+
+
+def check_resume(sweep: Sweep, force_rerun: bool = False, allow_stale: bool = False) -> dict:
+    """The finished cells to skip: {cell_id: newest record}. Raises ValueError (before anything is
+    compiled) when some were computed by other code, unless `force_rerun` (they are recomputed)
+    or `allow_stale` (they are kept, with a warning); stale checkpoints are refused the same way
+    when their program runs."""
+    done = {
+        r["cell_id"]: r
+        for r in unique_records(read_records(sweep.out), source=sweep.out)
+        if "cell_id" in r
+    }
+    stale = stale_cells(sweep, done)
+    if stale and not (force_rerun or allow_stale):
+        versions = sorted(
+            {f"{r.get('code_version')} (git {r.get('git_commit', '?')})" for r in stale}
+        )
+        raise ValueError(
+            f"{len(stale)} of the {sweep.num_cells} cells in {sweep.out} were computed by other "
+            f"gfnjax code (code version {', '.join(versions)}; now {code_version()}). "
+            "Rerun with --force-rerun to recompute them (readers keep the newest record of a "
+            "cell) or --allow-stale to keep them"
+        )
+    if stale and allow_stale:
+        warn(f"keeping {len(stale)} cell(s) computed by other gfnjax code (--allow-stale)")
+    if force_rerun:
+        for r in stale:
+            done.pop(r["cell_id"], None)
+    return done
+
+
 def run_sweep(
     sweep: Sweep,
     quiet: bool = False,
     mesh="auto",
     after_program: Callable[[Program, list[dict]], None] | None = None,
+    force_rerun: bool = False,
+    allow_stale: bool = False,
+    checkpoint_every=60.0,
+    checkpoint_dir: str | None = None,
+    keep_checkpoints: int = 2,
+    on_progress: Callable[[int, int, float], None] | None = None,
 ) -> list[dict]:
     """Run every program with unfinished cells, appending records as each finishes; return the
-    records of the whole sweep (finished earlier or now), one per cell, in plan order."""
+    records of the whole sweep (finished earlier or now), one per cell, in plan order.
+
+    Finished cells are skipped (see `check_resume` for results from other code; with
+    `force_rerun` the stale ones are recomputed); a program interrupted earlier continues from
+    its newest checkpoint. `on_progress(cells_done, cells_total, seconds)` is called after every
+    program (the leaderboard's ETA)."""
+    import time
+
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    if jax.process_index() == 0:
+        check_writable(sweep.out, "sweep results file")
+    done = check_resume(sweep, force_rerun, allow_stale)
     mesh = device_mesh() if mesh == "auto" else mesh
-    done = {r["cell_id"]: r for r in read_records(sweep.out) if "cell_id" in r}
     todo = [c for p in sweep.programs for c in p.cells if c not in done]
     log(
         f"sweep {sweep.name}: {len(sweep.programs)} program(s), {sweep.num_cells} cell(s), "
         f"{sweep.num_cells - len(todo)} already in {sweep.out}"
     )
+    from gfnjax.trainer import default_seed_batch
+
+    options = {
+        "checkpoint_every": checkpoint_every,
+        "checkpoint_dir": checkpoint_dir,
+        "keep_checkpoints": keep_checkpoints,
+        "seed_batch": default_seed_batch(),
+        "num_devices": 1 if mesh is None else mesh.size,
+    }
+    t0, cells_run = time.perf_counter(), 0
     for pi, prog in enumerate(sweep.programs):
         rows = [i for i, c in enumerate(prog.cells) if c not in done]
         if not rows:
@@ -362,6 +499,9 @@ def run_sweep(
             if prog.hparams
             else None
         )
+        policy = _program_policy(sweep, prog, rows, options, resume=not force_rerun)
+        if policy is not None and force_rerun:
+            ckpt.Manager(policy).delete_all()
         records = run(
             spec,
             None,
@@ -370,17 +510,24 @@ def run_sweep(
             hparams=hp,
             hparams_batched=hp is not None,
             mesh=mesh,
+            cells=[prog.cells[i] for i in rows],
+            policy=policy,
         )
         for i, rec in zip(rows, records):
             rec["sweep"] = sweep.name
             rec["cell_id"] = prog.cells[i]
             rec["program"] = prog.label
             if hp is not None:  # exact YAML values (not float32-rounded) for the record
-                rec["hparams"] = {k: v[i] for k, v in prog.hparams.items()}
+                rec["hparams"] = jsonable({k: v[i] for k, v in prog.hparams.items()})
                 rec["algo_config"].update(rec["hparams"])
         if jax.process_index() == 0:  # multi-host: one writer
             append_records(sweep.out, records)
+        if policy is not None:
+            ckpt.Manager(policy).delete_all()  # the records are written: no longer needed
         done.update((r["cell_id"], r) for r in records)
+        cells_run += len(rows)
+        if on_progress is not None:
+            on_progress(cells_run, len(todo), time.perf_counter() - t0)
         if after_program is not None:
             after_program(prog, records)
     return [done[c] for p in sweep.programs for c in p.cells]
@@ -400,6 +547,12 @@ def main(argv: list[str] | None = None) -> int:
         "--dry-run", action="store_true", help="validate and list the programs, run nothing"
     )
     p.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help="keep finished cells computed by other gfnjax code (default: refuse)",
+    )
+    add_reliability_args(p, sweep=True)
+    p.add_argument(
         "--distributed",
         action="store_true",
         help="call jax.distributed.initialize() first (multi-host; see docs/harness.md); "
@@ -415,6 +568,10 @@ def main(argv: list[str] | None = None) -> int:
         jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     try:
         sweep = plan(load_config(args.config), args.config, args.out)
+        options = reliability_options(args)
+        if not args.dry_run:
+            check_writable(sweep.out, "sweep results file")
+            check_resume(sweep, args.force_rerun, args.allow_stale)
     except (ValueError, OSError, yaml.YAMLError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -427,7 +584,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from gfnjax.bench.report import results_table
 
-    records = run_sweep(sweep, quiet=args.quiet)
+    try:
+        records = run_sweep(
+            sweep,
+            quiet=args.quiet,
+            force_rerun=args.force_rerun,
+            allow_stale=args.allow_stale,
+            **options,
+        )
+    except ValueError as e:  # a stale checkpoint, a program too large for this machine
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(results_table(records))
     print(f"\n{len(records)} record(s) in {sweep.out}", file=sys.stderr)
+    n_div = sum(diverged(r) for r in records)
+    if n_div:
+        warn(f"{n_div} of {len(records)} cell(s) diverged (status 'diverged' in the records)")
+        return 3
     return 0

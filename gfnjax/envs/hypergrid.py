@@ -68,9 +68,22 @@ class Hypergrid(Env):
         for f in ("r0", "r1", "r2"):
             if getattr(self, f) is not None:
                 check_range(self, f, 0.0, None)
-        r0, _, _ = self.reward_constants
+        r0, r1, r2 = self.reward_constants
         if r0 <= 0:
             raise ValueError("Hypergrid.r0 must be > 0 so that every reward is positive")
+        # rewards are float32 inside the jitted loop: r0 below the smallest normal float32
+        # (1.2e-38) becomes 0 there (log R = −inf, every metric NaN) and r0 + r1 + r2 must be finite
+        tiny, big = float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max)
+        if r0 < tiny:
+            raise ValueError(
+                f"Hypergrid.r0 must be ≥ {tiny:.3g} (the smallest normal float32; smaller values "
+                f"are 0 in float32, so log R = −inf), got {r0!r}"
+            )
+        if not r0 + r1 + r2 < big:
+            raise ValueError(
+                f"Hypergrid rewards must stay finite in float32: r0 + r1 + r2 must be < {big:.3g}, "
+                f"got {r0 + r1 + r2!r}"
+            )
 
     @property
     def reward_constants(self) -> tuple[float, float, float]:

@@ -111,6 +111,11 @@ class MolGraph(Env):
         check_range(self, "max_atoms", 2, 12, integer=True)
         if isinstance(self.elements, list):
             object.__setattr__(self, "elements", tuple(self.elements))
+        if not isinstance(self.elements, tuple):  # a string would be split into characters
+            raise ValueError(
+                f"MolGraph.elements must be a tuple of element symbols, e.g. ('C', 'N', 'O'), "
+                f"got {self.elements!r}"
+            )
         if (
             not self.elements
             or len(set(self.elements)) != len(self.elements)

@@ -44,6 +44,7 @@ ORIGIN = (
     "blocks from the same folder)"
 )
 VARIANTS = ("prepend_append", "any_position")
+MAX_ABS_LOG_REWARD = 1e6  # |log R| beyond this overflows squared float32 residuals (~3e38)
 
 
 def load_proxy() -> np.ndarray:
@@ -122,7 +123,18 @@ class QM9String(SequenceEnv):
         check_range(self, "test_size", 1, None, integer=True)
         check_range(self, "num_test_trajectories", 1, None, integer=True)
         check_range(self, "top_k", 1, None, integer=True)
-        self._log_reward_table()  # fail early, with the data-file message, if the table is missing
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            table = self._log_reward_table()  # fails early, with the data-file message, if absent
+        # log R enters float32 losses (squared residuals): it must be finite and moderate
+        if not np.all(np.isfinite(table)) or np.abs(table).max() > MAX_ABS_LOG_REWARD:
+            with np.errstate(all="ignore"):
+                lo = float(np.nanmin(table)) if np.isfinite(table).any() else float("nan")
+            raise ValueError(
+                f"QM9String: reward_exponent={self.reward_exponent!r}, reward_scale="
+                f"{self.reward_scale!r}, reward_floor={self.reward_floor!r} give log R values "
+                f"that are non-finite or beyond ±{MAX_ABS_LOG_REWARD:g} (smallest {lo:.3g}), which "
+                "overflow float32 training losses; the benchmark uses reward_exponent=5"
+            )
 
     @property
     def moves(self) -> str:
