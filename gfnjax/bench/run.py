@@ -33,6 +33,7 @@ from jax.sharding import PartitionSpec as P
 
 from gfnjax import algos, envs
 from gfnjax.bench import checkpoint as ckpt
+from gfnjax.bench.interrupt import LAST_CHECKPOINT
 from gfnjax.bench.records import (
     append_records,
     cell_id,
@@ -433,6 +434,9 @@ def train_rows(
             and checkpoint.due(done - last_ckpt_done, time.perf_counter() - last_ckpt_t)
         ):
             s = mngr.save(done, carry, _concat(pieces, n), {"label": label})
+            LAST_CHECKPOINT["where"] = (
+                f"{checkpoint.directory} ({done}/{trainer.num_evals} periods)"
+            )
             ckpt_s += s
             last_ckpt_done, last_ckpt_t = done, time.perf_counter()
             log(f"  checkpoint: {done}/{trainer.num_evals} periods saved in {s:.1f}s")
@@ -771,20 +775,6 @@ def reliability_options(args) -> dict:
         "checkpoint_dir": args.checkpoint_dir,
         "keep_checkpoints": args.keep_checkpoints,
     }
-
-
-def interrupted_exit(what: str = "") -> None:
-    """Ctrl-C / SIGTERM: say what is safe, then leave without interpreter teardown (which can
-    segfault while XLA threads are still compiling)."""
-    sys.stdout.flush()
-    print(
-        f"\ninterrupted{' ' + what if what else ''}: records written so far are complete; "
-        "rerun the same command (with --resume for a single run) to continue from the last "
-        "checkpoint",
-        file=sys.stderr,
-        flush=True,
-    )
-    os._exit(130)
 
 
 def main(argv: list[str] | None = None) -> int:
