@@ -274,18 +274,31 @@ def write_report(paths: list[str], out_dir: str, metrics: list[str] | None = Non
     records = load_results(paths)
     if not records:
         raise ValueError(f"no records in {paths} (every line was empty or skipped)")
+    return render_report(records, out_dir, ", ".join(paths), metrics)
+
+
+def render_report(
+    records: list[dict],
+    out_dir: str,
+    source: str,
+    metrics: list[str] | None = None,
+    title: str = "gfnjax benchmark report",
+    preamble: list[str] | None = None,
+) -> str:
+    """Write `out_dir/report.md` and the PNGs for `records` (one per cell); return its path."""
     check_metrics(records, metrics)
     os.makedirs(out_dir, exist_ok=True)
     pngs = plot_curves(records, out_dir, metrics)
     commits = sorted({r.get("git_commit", "?") for r in records})
     devices = sorted({f"{r.get('device', '?')} ×{r.get('num_devices', 1)}" for r in records})
     lines = [
-        "# gfnjax benchmark report",
+        f"# {title}",
         "",
-        f"Results: {', '.join(paths)} ({len(records)} records). Commits: {', '.join(commits)}. "
+        f"Results: {source} ({len(records)} records). Commits: {', '.join(commits)}. "
         f"JAX {', '.join(sorted({r.get('jax_version', '?') for r in records}))}. "
         f"Devices: {', '.join(devices)}.",
         "",
+        *(preamble or []),
         "Final = last evaluation; AUC = (1/(T_last − T_first)) ∫ metric dT over trajectories "
         "sampled (trapezoid). Mean ± sample std over the seeds that did not diverge (`(k/n)`: "
         "only k of the n seeds have a value). TV is the exact total variation "
