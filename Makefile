@@ -2,14 +2,23 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-ENV ?= hypergrid
-ALGO ?= tb
-SEEDS ?= 4
+
+# `make bench` with none of ENV ALGO SEEDS ITERS SET runs the built-in leaderboard (several methods
+# from the three families, 2 seeds each, ranked table + report); giving any of them runs that one
+# env × algo as before (defaults: hypergrid, tb, 4 seeds), e.g. `make bench ALGO=ppo ENV=bitseq`.
+# RESUME=1 continues an interrupted single run from its checkpoint (sweeps resume by themselves).
+SINGLE := $(strip $(ENV)$(ALGO)$(SEEDS)$(ITERS)$(SET))
+ENV ?=
+ALGO ?=
+SEEDS ?=
 ITERS ?=
 SET ?=
-OUT ?= results/runs.jsonl
-BENCH_ARGS = --env $(ENV) --algo $(ALGO) --seeds $(SEEDS) --out $(OUT) \
-	$(if $(ITERS),--iterations $(ITERS)) $(foreach s,$(SET),--set $(s))
+OUT ?=
+RESUME ?=
+BENCH_ARGS = --env $(or $(ENV),hypergrid) --algo $(or $(ALGO),tb) --seeds $(or $(SEEDS),4) \
+	--out $(or $(OUT),results/runs.jsonl) $(if $(ITERS),--iterations $(ITERS)) \
+	$(foreach s,$(SET),--set $(s)) $(if $(RESUME),--resume)
+LEADERBOARD_ARGS = $(if $(OUT),--out $(OUT))
 
 .PHONY: install test lint bench
 .PHONY: sweep report bench-ci bench-ci-update
@@ -30,7 +39,11 @@ lint: install
 	$(VENV)/bin/ruff format --check gfnjax tests benchmarks
 
 bench: install
+ifeq ($(SINGLE),)
+	$(PY) -m gfnjax.bench leaderboard $(LEADERBOARD_ARGS)
+else
 	$(PY) -m gfnjax.bench $(BENCH_ARGS)
+endif
 
 # Sweeps and reports (docs/harness.md): `make sweep CONFIG=benchmarks/example_sweep.yaml`,
 # then `make report RESULTS=results/example.jsonl REPORT=results/report`.
@@ -46,7 +59,8 @@ report: install
 	$(PY) -m gfnjax.bench report $(RESULTS) --out $(REPORT)
 
 # CI regression benchmarks (benchmarks/ci/*.yaml vs benchmarks/ci/baselines/); fails on a quality
-# regression beyond 3 standard errors + the config's margin. bench-ci-update rewrites the baselines.
+# regression beyond the config's relative margin + 3 baseline standard errors, a diverged or NaN
+# seed, or a missing group or baseline. bench-ci-update rewrites the baselines.
 bench-ci: install
 	$(PY) -m gfnjax.bench ci
 

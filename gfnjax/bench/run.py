@@ -242,8 +242,10 @@ def check_memory(compiled, what: str, hint: str) -> None:
         return
     if m is None or not limit:
         return
-    need = getattr(m, "peak_memory_in_bytes", 0) or (
-        m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+    # peak_memory_in_bytes can leave out the temporaries on CPU: take the larger of the two
+    need = max(
+        getattr(m, "peak_memory_in_bytes", 0) or 0,
+        m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes,
     )
     if need > 0.9 * limit:
         raise ResourceError(
@@ -869,6 +871,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as e:  # a stale checkpoint, a program too large for this machine
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except jax.errors.JaxRuntimeError as e:
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise
+        print(f"error: out of memory while running: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
     except OSError as e:  # the results file became unwritable during training (disk full)
         print(
