@@ -37,7 +37,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
 from gfnjax import algos, envs
 from gfnjax.losses import pg
 from gfnjax.losses.flow import trajectory_balance
@@ -139,7 +138,7 @@ def measure(env, algo, state, taus, key, repeats=4096):
             n_batches = max(16, repeats // B)
 
             @jax.jit
-            def many(key):
+            def many(key, B=B, name=name, n_batches=n_batches):
                 def one(k):
                     traj = sample_forward(env, k, algo.policy_fn(state), B)
                     return flat(estimator_grad(name, algo, net, value, traj, elbo_value))
@@ -205,7 +204,8 @@ def report(results: dict, out_dir: str) -> str:
     lines = [
         "# Study 6: bias and SNR of policy-gradient estimators (exact ELBO gradient)",
         "",
-        f"Hypergrid {results['env']} (standard reward), 2×256 MLP policy and value trained by `gae`; "
+        f"Hypergrid {results['env']} (standard reward), 2×256 MLP policy and value trained by "
+        "`gae`; "
         f"{results['num_trajectories']} complete trajectories enumerated for the exact ∇ELBO. "
         f"Measured on {prov['host']} ({prov['cpu_count']} CPUs), commit {prov['commit']}, "
         f"{prov['date']}, JAX {prov['jax']}, in {results['wall_s']:.0f} s. Command: "
