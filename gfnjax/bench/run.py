@@ -44,7 +44,7 @@ from gfnjax.bench.records import (
 )
 from gfnjax.metrics import MetricsConfig
 from gfnjax.metrics.registry import progress_metrics, summary_metrics
-from gfnjax.trainer import default_seed_batch, make_trainer, map_rows
+from gfnjax.trainer import default_seed_batch, for_rows, make_trainer, map_rows
 
 __all__ = [  # re-exported for scripts written against the older layout
     "append_records",
@@ -571,6 +571,8 @@ def run(
             seed_batch,
             1 if mesh is None else mesh.size,
         )
+    if len(spec.seeds) > 1:  # vmapped rows run padded passes (gfnjax.trainer.for_rows)
+        trainer = dataclasses.replace(trainer, algo=for_rows(algo, seed_batch))
     curves, info = train_rows(
         trainer,
         spec.seeds,
