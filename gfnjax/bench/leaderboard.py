@@ -50,8 +50,9 @@ DEFAULT = {
     "algos": ["ppo", "mdqn", "subtb", "tb"],
     "metrics": {"eval_batch_size": 256, "l1_window": 16000},
 }
-# seconds per method on the reference 2-core CPU (compile + training), for the first ETA only
-FIRST_GUESS_S = 30.0
+# CPU seconds per method of the default (compile + training, measured: 147 s for the 4 methods on
+# the 2-core VM), for the first ETA only; later ETAs come from the methods already run
+FIRST_GUESS_S = 37.0
 
 
 def primary_metric(records: list[dict]) -> str:
@@ -198,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
             f"ETA {eta:.0f}s for the rest"
         )
 
-    log(f"[leaderboard] first estimate: about {FIRST_GUESS_S * total:.0f}s on a 2-core CPU")
+    log(
+        f"[leaderboard] first estimate: about {FIRST_GUESS_S * total:.0f}s on an idle 2-core CPU "
+        "(longer on a busy one); the ETA is updated after each method"
+    )
     try:
         records = run_sweep(
             sweep, quiet=args.quiet, force_rerun=force, on_progress=progress, **options
