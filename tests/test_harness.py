@@ -243,12 +243,12 @@ def test_bench_ci_fails_on_worsened_baseline_and_passes_on_true_one(tiny, tmp_pa
     findings = ci.compare(records, records, CHECK)
     assert len(findings) == 6 * len(CHECK) and all(f.status == "ok" for f in findings)
 
-    # a baseline claiming TV 0.2 lower for one run group: that group's current TV is a regression
+    # a baseline claiming a 5× lower TV for one run group: that group's current TV is a regression
     worse = copy.deepcopy(records)
     target = "hypergrid dim=2 side=4 / tb batch_size=8 lr=0.01 it=20"
     for r in worse:
         if r["program"] + f" lr={r['hparams']['lr']:g} it=20" == target:
-            r["final"]["tv"] -= 0.2
+            r["final"]["tv"] *= 0.2
     assert ci.main(_ci_dirs(tiny, tmp_path / "worse", worse)) == 1
     assert "REGRESSION" in capsys.readouterr().out
     bad = [(f.group, f.metric) for f in ci.compare(records, worse, CHECK) if f.failed]
@@ -256,7 +256,10 @@ def test_bench_ci_fails_on_worsened_baseline_and_passes_on_true_one(tiny, tmp_pa
 
 
 def test_ci_tolerance_is_relative_margin_plus_three_baseline_standard_errors():
-    base = [{"program": "p", "final": {"tv": v, "elbo": -v}} for v in (0.10, 0.12, 0.14, 0.16)]
+    base = [
+        {"program": "p", "seed": i, "final": {"tv": v, "elbo": -v}}
+        for i, v in enumerate((0.10, 0.12, 0.14, 0.16))
+    ]
     mean, s_b = 0.13, np.std([0.10, 0.12, 0.14, 0.16], ddof=1)
     # r·|μ_base| + k·s_b·√(1/n_b + 1/n_now), n_b = n_now = 4, r = 0.1, k = 3
     tol = 0.1 * mean + 3 * s_b * np.sqrt(0.5)
@@ -265,6 +268,7 @@ def test_ci_tolerance_is_relative_margin_plus_three_baseline_standard_errors():
         return [
             {
                 "program": "p",
+                "seed": r["seed"],
                 "final": {
                     "tv": mean + (r["final"]["tv"] - mean) * spread + d,
                     "elbo": -(mean + (r["final"]["tv"] - mean) * spread + d),

@@ -19,7 +19,7 @@ TINY = {
     "iterations": 30,
     "eval_every": 10,
     "envs": [{"name": "hypergrid", "dim": 2, "side": 4}],
-    "algos": ["tb", {"name": "soft_dqn", "buffer_capacity": 1000}],
+    "algos": ["tb", "db"],
     "config": {"hidden": [16]},
     "metrics": {"eval_batch_size": 16, "l1_window": 500},
 }
@@ -35,7 +35,7 @@ def test_tiny_leaderboard_ranks_methods_and_writes_the_report(tmp_path, capsys):
     assert len(records) == 4
 
     # independent computation of the ranking: mean final TV per method, ascending (lower = better)
-    tv = {a: [r["final"]["tv"] for r in records if r["algo"] == a] for a in ("tb", "soft_dqn")}
+    tv = {a: [r["final"]["tv"] for r in records if r["algo"] == a] for a in ("tb", "db")}
     order = sorted(tv, key=lambda a: np.mean(tv[a]))
     rows = [x for x in captured.out.splitlines() if x.startswith("| 1 |") or x.startswith("| 2 |")]
     assert [x.split("|")[2].strip() for x in rows] == order

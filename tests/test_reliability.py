@@ -36,13 +36,13 @@ from gfnjax.bench.sweep import plan, run_sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = [
-    "--env", "hypergrid", "--algo", "tb", "--seeds", "2", "--iterations", "240",
+    "--env", "hypergrid", "--algo", "tb", "--seeds", "2", "--iterations", "120",
     "--eval-every", "10", "--set", "env.dim=2", "--set", "env.side=4", "--set", "hidden=(16,)",
     "--set", "metrics.eval_batch_size=16", "--set", "metrics.l1_window=500",
 ]  # fmt: skip
 SWEEP = {
     "seeds": [0, 1],
-    "iterations": 240,
+    "iterations": 120,
     "eval_every": 10,
     "envs": [{"name": "hypergrid", "dim": 2, "side": 4}],
     "algos": ["tb"],
@@ -72,9 +72,9 @@ def test_sigkill_mid_run_then_resume_gives_identical_curves(reference, tmp_path,
         text=True,
     )
     seen = []
-    for line in proc.stderr:  # kill right after the 5th of 24 checkpoints
+    for line in proc.stderr:  # kill right after the 5th of 11 checkpoints
         seen.append(line)
-        if "checkpoint: 5/24" in line:
+        if "checkpoint: 5/12" in line:
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=300)
@@ -157,7 +157,7 @@ def test_all_seeds_diverged_stops_the_run_and_is_reported(nan_algo, tmp_path, ca
     assert main(run + ["--out", out, "--checkpoint-every", "0"]) == 3
     err = capsys.readouterr()
     assert "DIVERGED: seed 0 at iteration 31" in err.err
-    assert "every row diverged: stopping at iteration 40 of 240" in err.err
+    assert "every row diverged: stopping at iteration 40 of 120" in err.err
     assert "DIVERGED 2/2 (it 31)" in err.out  # the summary table
     recs = read_records(out)
     assert [(r["status"], r["diverged_at"], r["stopped_at"]) for r in recs] == [
@@ -183,7 +183,7 @@ def test_some_seeds_diverged_continue_and_fail_the_ci_check(nan_algo, tmp_path, 
         (0.003, 1): "diverged",
     }
     healthy = [r for r in recs if r["status"] == "ok"]
-    assert all(r["curves"]["iteration"][-1] == 240 for r in recs)
+    assert all(r["curves"]["iteration"][-1] == 120 for r in recs)
     # baseline = the same records without the divergence: the diverged group fails
     baseline = copy.deepcopy(recs)
     for r in baseline:
