@@ -255,3 +255,17 @@ def test_results_from_other_code_are_refused_unless_forced(tmp_path, monkeypatch
 def test_more_invalid_sweep_configs_fail_before_compiling(bad, needle):
     with pytest.raises(ValueError, match=needle):
         plan({**copy.deepcopy(CONFIG), **bad}, "bad.yaml")
+
+
+def test_records_without_a_code_version_are_kept_with_a_warning(tmp_path, capsys):
+    """Files written before records carried `code_version` resume as before (with a warning)."""
+    out = str(tmp_path / "old.jsonl")
+    sweep = plan(copy.deepcopy(CONFIG), "s.yaml", out)
+    cells = sweep.programs[0].cells
+    old = [fake(seed=i, cell_id=c) for i, c in enumerate(cells)]
+    for r in old:
+        del r["code_version"]
+    append_records(out, old)
+    assert set(check_resume(sweep)) == set(cells)
+    assert "carry no code version" in capsys.readouterr().err
+    assert check_resume(sweep, force_rerun=True) == {}

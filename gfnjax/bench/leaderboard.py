@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         check_writable(sweep.out, "--out")
         check_writable(os.path.join(report_dir, "report.md"), "--report")
         try:
-            check_resume(sweep)
+            check_resume(sweep, quiet=True)
             force = args.force_rerun
         except ValueError:  # results of older code: a leaderboard simply recomputes them
             warn(f"{sweep.out} holds results of other gfnjax code: recomputing those methods")

@@ -411,23 +411,36 @@ def _program_policy(sweep: Sweep, prog: Program, rows: list[int], options: dict,
 
 
 def stale_cells(sweep: Sweep, done: dict[str, dict]) -> list[dict]:
-    """Records of this sweep's cells computed by other code (another code_version)."""
+    """Records of this sweep's cells computed by other code (another, known code_version)."""
     mine = {c for p in sweep.programs for c in p.cells}
     now = code_version()
-    return [r for c, r in done.items() if c in mine and r.get("code_version") != now]
+    return [
+        r
+        for c, r in done.items()
+        if c in mine and r.get("code_version") is not None and r["code_version"] != now
+    ]
 
 
-def check_resume(sweep: Sweep, force_rerun: bool = False, allow_stale: bool = False) -> dict:
+def check_resume(
+    sweep: Sweep, force_rerun: bool = False, allow_stale: bool = False, quiet: bool = False
+) -> dict:
     """The finished cells to skip: {cell_id: newest record}. Raises ValueError (before anything is
     compiled) when some were computed by other code, unless `force_rerun` (they are recomputed)
-    or `allow_stale` (they are kept, with a warning); stale checkpoints are refused the same way
+    or `allow_stale` (they are kept, with a warning); records older than code versions are kept
+    with a warning (recomputed with `force_rerun`). Stale checkpoints are refused the same way
     when their program runs."""
-    done = {
-        r["cell_id"]: r
-        for r in unique_records(read_records(sweep.out), source=sweep.out)
-        if "cell_id" in r
-    }
+    say = (lambda msg: None) if quiet else warn
+    records = read_records(sweep.out, on_skip=say)
+    done = {r["cell_id"]: r for r in unique_records(records, say, sweep.out) if "cell_id" in r}
     stale = stale_cells(sweep, done)
+    mine = {c for p in sweep.programs for c in p.cells}
+    unknown = [r for c, r in done.items() if c in mine and r.get("code_version") is None]
+    if unknown and not force_rerun and not quiet:  # written before records had a code version
+        warn(
+            f"{len(unknown)} finished cell(s) in {sweep.out} carry no code version (written "
+            "before gfnjax recorded it): kept; --force-rerun recomputes them"
+        )
+    stale += unknown if force_rerun else []
     if stale and not (force_rerun or allow_stale):
         versions = sorted(
             {f"{r.get('code_version')} (git {r.get('git_commit', '?')})" for r in stale}
@@ -438,7 +451,7 @@ def check_resume(sweep: Sweep, force_rerun: bool = False, allow_stale: bool = Fa
             "Rerun with --force-rerun to recompute them (readers keep the newest record of a "
             "cell) or --allow-stale to keep them"
         )
-    if stale and allow_stale:
+    if stale and allow_stale and not quiet:
         warn(f"keeping {len(stale)} cell(s) computed by other gfnjax code (--allow-stale)")
     if force_rerun:
         for r in stale:
@@ -571,7 +584,6 @@ def main(argv: list[str] | None = None) -> int:
         options = reliability_options(args)
         if not args.dry_run:
             check_writable(sweep.out, "sweep results file")
-            check_resume(sweep, args.force_rerun, args.allow_stale)
     except (ValueError, OSError, yaml.YAMLError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
