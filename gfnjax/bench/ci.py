@@ -40,21 +40,13 @@ import numpy as np
 
 from gfnjax.bench.records import read_records, unique_records, warn
 from gfnjax.bench.run import diverged
-from gfnjax.metrics.registry import METRICS, direction
+from gfnjax.bench.sweep import check_directions
+from gfnjax.metrics.registry import direction
+
+__all__ = ["check_directions", "compare", "main"]
 
 DEFAULT_K = 3.0
 FAILED = ("REGRESSION", "MISSING", "NO BASELINE", "DIVERGED", "NAN")
-
-
-def check_directions(check: dict[str, float], source: str = "") -> None:
-    """Every checked metric must have a known direction (better = lower or higher)."""
-    for m in check:
-        if direction(m) not in ("lower", "higher"):
-            known = sorted(k for k, v in METRICS.items() if v.direction != "none")
-            raise ValueError(
-                f"sweep config {source}: check.{m}: no known direction for this metric; metrics "
-                f"with a direction: {known} (gfnjax/metrics/registry.py)"
-            )
 
 
 @dataclasses.dataclass

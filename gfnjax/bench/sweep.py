@@ -70,6 +70,7 @@ from gfnjax.bench.run import (
     run,
 )
 from gfnjax.metrics import MetricsConfig
+from gfnjax.metrics.registry import METRICS, direction
 from gfnjax.trainer import make_trainer
 
 TOP_KEYS = (
@@ -112,6 +113,17 @@ class Sweep:
     @property
     def num_cells(self) -> int:
         return sum(len(p.cells) for p in self.programs)
+
+
+def check_directions(check: dict[str, float], source: str = "") -> None:
+    """Every checked metric must have a known direction (better = lower or higher)."""
+    for m in check:
+        if direction(m) not in ("lower", "higher"):
+            known = sorted(k for k, v in METRICS.items() if v.direction != "none")
+            raise ValueError(
+                f"sweep config {source}: check.{m}: no known direction for this metric; metrics "
+                f"with a direction: {known} (gfnjax/metrics/registry.py)"
+            )
 
 
 def _err(source: str, key: str, msg: str) -> ValueError:
@@ -265,8 +277,6 @@ def plan(raw: dict, source: str = "<dict>", out: str | None = None) -> Sweep:
                 f"check.{k}",
                 f"must be a relative margin r ≥ 0 (a fraction of the baseline mean), got {v!r}",
             )
-    from gfnjax.bench.ci import check_directions
-
     check_directions(check, source)
     try:
         metrics_config = MetricsConfig(**raw.get("metrics", {}))
