@@ -115,6 +115,9 @@ class Tabular:
         flat = obs.reshape(-1, obs.shape[-1])
         return value_params[state_idx(flat)].reshape(obs.shape[:-1])
 
+    def trajectory_values(self, value_params, traj):
+        return self.values(value_params, traj.obs)
+
 
 @dataclasses.dataclass(frozen=True)
 class TabularRLG(Tabular, RLG):

@@ -41,8 +41,10 @@ SMALL_METRICS = MetricsConfig(eval_batch_size=64, l1_window=1000)
 @pytest.fixture
 def registries(monkeypatch):
     """Private copies of both registries, so the examples' registrations do not leak."""
-    monkeypatch.setattr(envs, "REGISTRY", dict(envs.REGISTRY))
-    monkeypatch.setattr(algos, "REGISTRY", dict(algos.REGISTRY))
+    for module in (envs, algos):
+        private = dict(module.REGISTRY)
+        monkeypatch.setattr(module._TABLE, "entries", private)
+        monkeypatch.setattr(module, "REGISTRY", private)
 
 
 def gfnjax_imports(path: Path) -> set[str]:
