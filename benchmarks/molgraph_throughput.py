@@ -14,7 +14,7 @@ runs, and one evaluation of the molecule metrics (256 forward samples; SA, alert
 128 test molecules × 8 backward samples), timed separately. The RDKit share is the host time
 measured inside the `pure_callback`s (`chem.STATS.seconds`) divided by wall time. After the first
 algorithm's run, an RDKit grid of the 16 best distinct molecules among 512 samples is written to
-benchmarks/<env>_top.png, each checked against the chemistry rules B1–B4.
+benchmarks/<env>_top.png, each checked against the chemistry rules B1–B5.
 Results: benchmarks/<env>.md (rewritten) and benchmarks/results/<env>.jsonl (appended).
 """
 

@@ -375,7 +375,7 @@ def test_rewards_and_the_proxy_hook(default_env):
 
 def test_10k_sampled_molecules_are_valid_and_plausible(default_env):
     """10^4 uniform random trees of the default instance: every molecule sanitises, breaks no rule
-    B1–B4, and every bond between two heteroatoms is aromatic (from a block, never a junction)."""
+    B1–B5, and every bond between two heteroatoms is aromatic (from a block, never a junction)."""
     env = default_env
     _, _, final = jax.jit(uniform_rollout, static_argnums=(0, 2))(
         env, jax.random.PRNGKey(1), 10_000

@@ -43,7 +43,7 @@ def env3():
 # --- an independent plain-Python oracle of the documented dynamics ----------------------------
 def oracle_children(atoms, bonds, done, N, elements, chemistry):
     """{forward action: (atoms, bonds, done)} from the module docstring's rules: the valence
-    rule, then (plausible) only children that RDKit's ring perception finds free of B1–B4."""
+    rule, then (plausible) only children that RDKit's ring perception finds free of B1–B5."""
     if done:
         return {}
     K = len(elements)
@@ -97,14 +97,15 @@ def rows(state):
 
 @pytest.mark.parametrize(
     "chemistry,max_atoms,elements",
-    [("unrestricted", 3, ELEMENTS), ("plausible", 3, CNOF), ("plausible", 4, ELEMENTS)],
+    [("unrestricted", 3, ELEMENTS), ("plausible", 3, CNOF), ("plausible", 4, ("C", "N"))],
 )
 def test_enumeration_and_masks_match_oracle(chemistry, max_atoms, elements):
     """Every state: forward mask/step equal the oracle's children; backward mask/backward_step
     equal the oracle's parents (inverted forward edges); to_forward/to_backward are inverses.
     Plausible mode exercises every rule (3 atoms of C, N, O, F: N–F, O–F, O–O, N=O, N≡N,
-    cyclopropene, allene; 4 atoms of C, O: cyclobutyne, ring closures next to a triple bond): a
-    bond forbidden forward is never required backward."""
+    cyclopropene, allene, oxaziridine; 4 atoms of C, N: cyclobutyne, ring closures next to a
+    triple bond, ketenimine, 1,2-diazetidine): a bond forbidden forward is never required
+    backward."""
     env = MolGraph(max_atoms=max_atoms, elements=elements, chemistry=chemistry)
     N, A, Ab = env.max_atoms, env.num_actions, env.num_backward_actions
     states = env.enumerate_states()
@@ -168,7 +169,7 @@ def test_enumeration_and_masks_match_oracle(chemistry, max_atoms, elements):
 def test_every_mask_allowed_molecule_sanitises_and_plausible_is_the_filtered_space():
     """Exhaustive on 4 atoms of C, N, O, F: every terminal of either mode is a molecule RDKit
     sanitises; the plausible terminals are exactly the unrestricted terminals that break none of
-    the rules B1–B4 (RDKit ring perception), so the rules are neither vacuous nor over-eager."""
+    the rules B1–B5 (RDKit ring perception), so the rules are neither vacuous nor over-eager."""
     terminals = {}
     for chemistry in chem.CHEMISTRY:
         env = MolGraph(max_atoms=4, elements=CNOF, chemistry=chemistry)
@@ -183,7 +184,7 @@ def test_every_mask_allowed_molecule_sanitises_and_plausible_is_the_filtered_spa
     broken = collections.Counter(
         r.split()[0] + " " + r.split()[1] for v in terminals["unrestricted"].values() for r in v
     )
-    for rule in ["B1 N-F", "B1 O-F", "B1 O-O", "B1 N=O", "B1 N#N", "B2", "B3", "B4"]:
+    for rule in ["B1 N-F", "B1 O-F", "B1 O-O", "B1 N=O", "B1 N#N", "B2", "B3", "B4", "B5"]:
         assert any(k.startswith(rule) for k in broken), (rule, broken)
 
 
@@ -213,7 +214,7 @@ FORBIDDEN = {  # SMARTS of bonds the plausible mode excludes (B1), for an indepe
 def test_forbidden_bonds_never_appear_in_10k_sampled_molecules():
     """10^4 molecules of the default environment (9 atoms of C, N, O, F) sampled uniformly among
     the mask-allowed actions: all sanitise, none contains an N–F, O–F, F–F, O–O, N=O or N≡N bond
-    (SMARTS) or breaks B1–B4; the unrestricted mode does produce such bonds (so the check can
+    (SMARTS) or breaks B1–B5; the unrestricted mode does produce such bonds (so the check can
     fail)."""
     counts = {}
     for chemistry in chem.CHEMISTRY:

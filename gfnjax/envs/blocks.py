@@ -6,7 +6,7 @@ fragments (`rdkit.Chem.BRICS.BRICSDecompose`, Degen et al. 2008, leaves only); t
 labels are dropped, so each `*` is an attachment point ("stem", as in the block MDP of Bengio
 et al. 2021). A fragment is kept when it has 1–3 attachment points and 1–10 heavy atoms, only C,
 N, O, S, F, Cl, no charge or radical, and its methyl-capped form (each `*` → C) parses, breaks
-none of the chemistry rules B1–B4 (`gfnjax.envs.chem`) and matches no PAINS or Brenk alert (so
+none of the chemistry rules B1–B5 (`gfnjax.envs.chem`) and matches no PAINS or Brenk alert (so
 alerts can only come from how blocks are joined). BLOCKS lists the NUM_BLOCKS most frequent kept
 fragments (count = number of NCI molecules containing it; ties by SMILES), each a SMILES whose
 `*` atoms are the attachment points in SMILES order.

@@ -27,7 +27,10 @@ plausible when
   B3  no atom with two multiple bonds (cumulated double bonds: allenes, ketenes, ketenimines,
       isocyanates, carbodiimides);
   B4  no triple bond in a ring (sp centres are linear; the smallest isolable cycloalkyne has 8
-      ring atoms, and every ring here is smaller or barely larger).
+      ring atoms, and every ring here is smaller or barely larger);
+  B5  no heteroatom–heteroatom bond in a three- or four-membered ring (oxaziridines,
+      diaziridines, triaziridines, 1,2-oxazetidines, 1,2-diazetidines: ring strain on a weak N–N or
+      N–O bond; reactive reagents at best, never drug scaffolds).
 Every rule is closed under removing a bond, lowering a bond order or removing a leaf atom, which is
 what keeps the environments' backward actions exact inverses (docs/methods.md §4). RDKit
 sanitisation itself rejects nothing of the valence-masked space. `bond_order_table` gives B1 to
@@ -164,12 +167,13 @@ def bond_order_table(elements: Sequence[str], chemistry: str) -> np.ndarray:
 
 
 def rule_violations(mol: Chem.Mol, chemistry: str = "plausible") -> list[str]:
-    """Names of the broken rules (B1–B4, module docstring) of a molecule, [] when plausible.
+    """Names of the broken rules (B1–B5, module docstring) of a molecule, [] when plausible.
 
     Works on explicit Kekulé bond orders: aromatic molecules are kekulised on a copy (for neutral
     default-valence atoms the only heteroatom–heteroatom double bond a Kekulé form can contain is
     N=N, which B1 allows, so the verdict does not depend on the Kekulé form chosen). Ring
-    membership comes from RDKit's ring perception, independently of the environments' jnp masks.
+    membership (B4) comes from RDKit's ring perception and 3-/4-ring membership (B2, B5) from
+    explicit neighbour checks, independently of the environments' jnp masks.
     """
     check_chemistry(chemistry)
     if chemistry == "unrestricted":
@@ -181,18 +185,24 @@ def rule_violations(mol: Chem.Mol, chemistry: str = "plausible") -> list[str]:
     Chem.GetSymmSSSR(mol)
     out = []
     multiple = collections.Counter()
+    nbrs = [{n.GetIdx() for n in a.GetNeighbors()} for a in mol.GetAtoms()]
     for b in mol.GetBonds():
         order = int(b.GetBondTypeAsDouble())
+        i, j = b.GetBeginAtomIdx(), b.GetEndAtomIdx()
         a1, a2 = b.GetBeginAtom().GetSymbol(), b.GetEndAtom().GetSymbol()
+        ring3 = bool(nbrs[i] & nbrs[j])
+        ring4 = any(nbrs[c] & (nbrs[j] - {i, c}) for c in nbrs[i] - {j})
         if order > max_bond_order(a1, a2):
             out.append(f"B1 {a1}{'-=#'[order - 1]}{a2}")
         if order >= 2:
-            multiple[b.GetBeginAtomIdx()] += 1
-            multiple[b.GetEndAtomIdx()] += 1
-            if b.IsInRingSize(3):
+            multiple[i] += 1
+            multiple[j] += 1
+            if ring3:
                 out.append(f"B2 {a1}{'-=#'[order - 1]}{a2} in a 3-ring")
         if order == 3 and b.IsInRing():
             out.append(f"B4 {a1}#{a2} in a ring")
+        if a1 != "C" and a2 != "C" and (ring3 or ring4):
+            out.append(f"B5 {a1}{'-=#'[order - 1]}{a2} in a {3 if ring3 else 4}-ring")
     for idx, m in multiple.items():
         if m >= 2:
             out.append(f"B3 cumulated multiple bonds at {mol.GetAtomWithIdx(idx).GetSymbol()}")

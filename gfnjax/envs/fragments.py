@@ -42,8 +42,8 @@ hydrogen (every stem has its own), so every assembled molecule is valid. With
 `chemistry="plausible"` (default) at least one of the two junction atoms must be carbon (no N–N,
 N–O, O–O, N–S, O–S junctions made by joining blocks: hydrazines, hydroxylamines, peroxides,
 sulfenamides, sulfenates); a fragment may contain such bonds only if it passes the library filter
-(rules B1–B4 of `gfnjax.envs.chem`, no PAINS/Brenk alert). "unrestricted": any junction.
-Every state's molecule then obeys B1–B4: junctions are single bonds in a tree of blocks (no new
+(rules B1–B5 of `gfnjax.envs.chem`, no PAINS/Brenk alert). "unrestricted": any junction.
+Every state's molecule then obeys B1–B5: junctions are single bonds in a tree of blocks (no new
 ring, no new multiple bond). A molecule can be reached as several states (other roots, symmetric
 stems, other decompositions into blocks); the target is over states, π(x) ∝ R(x), as in the
 block MDP.
@@ -228,7 +228,7 @@ class Fragments(Env):
         atoms).
       blocks: block SMILES with '*' attachment points (≤ 3 each); () = the shipped library
         `gfnjax.envs.blocks.BLOCKS` (40 fragments).
-      chemistry: "plausible" (default; junction rule J and rules B1–B4 for the blocks) or
+      chemistry: "plausible" (default; junction rule J and rules B1–B5 for the blocks) or
         "unrestricted".
       score: "qed" (default), "sa", "qed_sa", "qed_alerts", "drug_like" or a name registered with
         `gfnjax.envs.chem.register_score` (e.g. the sEH proxy, not shipped).

@@ -15,13 +15,16 @@ Forward actions (A = K + N·K + P + 1, P = N(N−1)/2 atom pairs i < j):
                     multiple bond (i < j < n, f_i ≥ 1, f_j ≥ 1, order < 3)
   A − 1             stop (n ≥ 1)
 With `chemistry="plausible"` (default) an action is also valid only if its child obeys the
-chemistry rules B1–B4 of `gfnjax.envs.chem` (no halogen bonded to anything but carbon, no O–O,
+chemistry rules B1–B5 of `gfnjax.envs.chem` (no halogen bonded to anything but carbon, no O–O,
 no N=O, no N≡N, heteroatom multiple bonds only N=N, no multiple bond in a 3-ring, no cumulated
-multiple bonds, no triple bond in a ring), all checked in jnp:
+multiple bonds, no triple bond in a ring, no heteroatom–heteroatom bond in a 3- or 4-ring), all
+checked in jnp:
   add (i, k)        bond_order_table[e_i, k] ≥ 1                                            (B1)
   close (i, j)      table ≥ 1; no common neighbour c of i, j with a multiple bond to i or j (B2);
                     no triple bond on a path i ⇝ j, i.e. no triple edge separating i and j (B4:
-                    reachability in the graph minus that edge, by repeated boolean squaring)
+                    reachability in the graph minus that edge, by repeated boolean squaring);
+                    the new 3- and 4-rings (walks i–c–j, i–c–d–j: counts from A², A³ of the
+                    adjacency A) hold no heteroatom–heteroatom bond, including (i, j) (B5)
   1 → 2 on (i, j)   table ≥ 2; (i, j) in no 3-ring (B2); neither i nor j has a multiple bond (B3)
   2 → 3 on (i, j)   table ≥ 3; (i, j) is a bridge (B4)
 Every rule is closed under the backward moves (removing a bond or a leaf, lowering an order), so
@@ -96,7 +99,7 @@ class MolGraph(Env):
     Attributes:
       max_atoms: N heavy atoms at most (2..12); 9 = QM9-like.
       elements: element symbols (from `chem.VALENCE`); C, N, O, F as in QM9.
-      chemistry: "plausible" (default: masks enforce the rules B1–B4 of `gfnjax.envs.chem`) or
+      chemistry: "plausible" (default: masks enforce the rules B1–B5 of `gfnjax.envs.chem`) or
         "unrestricted" (valence rule only: every neutral labelled graph).
       score: "qed" (default), "sa", "qed_sa", "qed_alerts", "drug_like" or a registered score
         (`gfnjax.envs.chem`, formulas in the module docstring).
@@ -293,7 +296,7 @@ class MolGraph(Env):
         return jnp.concatenate([place, add, raise_, stop], axis=-1)
 
     def _ring_rules(self, state, order):
-        """bool[B, P]: raising pair p keeps rules B2–B4 (module docstring), given a valid state.
+        """bool[B, P]: raising pair p keeps rules B2–B5 (module docstring), given a valid state.
 
         B3 makes the multiple bonds of a valid state a matching, so there are at most ⌊N/2⌋ of
         them; for each, reachability in the graph minus that edge ([B, ⌊N/2⌋, N, N], repeated
@@ -325,6 +328,22 @@ class MolGraph(Env):
         )[..., 0]  # [B, Q]
         separated = ~conn[:, :, pi, pj]  # [B, Q, P]
         close_ok = close_ok & ~jnp.any((q_order == 3)[..., None] & separated, axis=1)
+        # B5: walks of length 2 and 3 from i to j (simple paths, as i, j are not yet bonded) are
+        # the new 3- and 4-rings; compare counts over all bonds A and over bonds C that do not
+        # join two heteroatoms
+        hetero = jnp.asarray([False] + [e != "C" for e in self.elements])[state.atoms]  # [B, N]
+        A = (bonds > 0).astype(jnp.float32)
+        C = A * ~(hetero[:, :, None] & hetero[:, None, :])
+        A2, C2 = A @ A, C @ C
+        A3, C3 = A2 @ A, C2 @ C
+
+        def at(m):
+            return m[:, pi, pj]
+
+        small_ring = (at(A2) + at(A3)) > 0
+        both = hetero[:, pi] & hetero[:, pj]
+        b5_ok = ~(both & small_ring) & (at(A2) == at(C2)) & (at(A3) == at(C3))
+        close_ok = close_ok & b5_ok
         is_q = (q[..., None] == jnp.arange(P)) & (q_order >= 2)[..., None]  # [B, Q, P]
         triple_ok = jnp.any(is_q & bridge[..., None], axis=1)
         return jnp.where(order == 0, close_ok, jnp.where(order == 1, double_ok, triple_ok))
