@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+MARKER = "<!-- end of the generated part -->"
 DESCRIPTION = {
     "molgraph": "`molgraph` defaults (≤ 9 heavy atoms of C, N, O, F, plausible chemistry, QED, "
     "log R = 10·QED)",
@@ -262,8 +263,12 @@ def main(argv: list[str] | None = None, env_name: str | None = None) -> int:
         for r in records:
             f.write(json.dumps(r) + "\n")
     md = os.path.join(HERE, f"{args.env}.md")
+    kept = ""  # hand-written notes below the marker survive a rerun
+    if os.path.exists(md):
+        text = open(md, encoding="utf-8").read()
+        kept = text[text.index(MARKER) :] if MARKER in text else ""
     with open(md, "w", encoding="utf-8") as f:
-        f.write(report(args.env, records, command, mach))
+        f.write(report(args.env, records, command, mach) + ("\n" + kept if kept else ""))
     print(open(md).read())
     return 0
 
