@@ -40,8 +40,6 @@ from gfnjax.losses.pg import (
 from gfnjax.rollout import sample_backward
 from gfnjax.utils import check_range, gather_last, masked_log_softmax
 
-sg = jax.lax.stop_gradient
-
 
 @dataclasses.dataclass(frozen=True)
 class NiuConfig(GAEConfig):
@@ -167,18 +165,22 @@ class RLB(NiuAlgorithm):
         fmask = btraj.forward_mask.reshape(B * T1, -1)
         log_target = self.target_log_probs(out.logits, flat_states, fmask).reshape(B, T1, -1)
         log_pt = gather_last(log_target[:, :-1], btraj.actions)
-        return sg(jnp.where(self.backward_mask(btraj), btraj.log_pb - log_pt, 0.0))
+        return jax.lax.stop_gradient(
+            jnp.where(self.backward_mask(btraj), btraj.log_pb - log_pt, 0.0)
+        )
 
     def backward_batch(self, state, terminals, key):
         """Backward trajectories τ ~ P_B(·|x) from `terminals` with their backward costs, the
         cost-to-go (the V_B target) and the centred advantages, all without gradient."""
-        btraj = sg(sample_backward(self.env, key, terminals, self.policy_fn(state)))
+        btraj = jax.lax.stop_gradient(
+            sample_backward(self.env, key, terminals, self.policy_fn(state))
+        )
         cost = self.backward_costs(state, btraj)
         mask = self.backward_mask(btraj)
         # the backward decision that made transition t also decides t−1, …, 0: cost-to-go is
         # the forward cumulative sum; V_B(s_{t+1}) is its baseline (GAE with λ = 1)
         to_go = jnp.where(mask, jnp.cumsum(cost, axis=1), 0.0)
-        v_b = self.values(state.params["value_b"], btraj.obs)[:, 1:]
+        v_b = self.trajectory_values(state.params["value_b"], btraj)[:, 1:]
         adv = mean_center(jnp.where(mask, to_go - v_b, 0.0), mask)
         return btraj, cost, to_go, adv
 
@@ -196,7 +198,7 @@ class RLB(NiuAlgorithm):
             return self.backward_pg_loss(net_params, btraj, adv)
 
         def vb_loss(vb_params):
-            v = self.values(vb_params, btraj.obs)[:, 1:]
+            v = self.trajectory_values(vb_params, btraj)[:, 1:]
             return value_regression(v, to_go, self.backward_mask(btraj), self.config.value_average)
 
         loss, g_pb = jax.value_and_grad(pb_loss)(state.params["net"])
