@@ -50,8 +50,15 @@ DIRECT = {
     "data": set(),
 }
 LEAVES = {"utils", "data"}
-# the only modules allowed to import RDKit (the molecule environment and its metrics)
-RDKIT_MODULES = {"gfnjax.envs.chem", "gfnjax.envs.molgraph", "gfnjax.metrics.molecules"}
+# the only modules allowed to import RDKit (the molecule environments, the block library, and
+# their metrics)
+RDKIT_MODULES = {
+    "gfnjax.envs.chem",
+    "gfnjax.envs.molgraph",
+    "gfnjax.envs.fragments",
+    "gfnjax.envs.blocks",
+    "gfnjax.metrics.molecules",
+}
 REGISTRY_ENTRY = re.compile(r"^(gfnjax(?:\.\w+)+):\w+$")
 
 

@@ -1,27 +1,33 @@
-"""molgraph: exact enumeration vs an independent oracle, RDKit validity, graph identity,
-TB reaching the exact target, reward callback semantics, molecule metrics, every algorithm."""
+"""molgraph: exact enumeration vs an independent oracle (both chemistry modes), RDKit validity and
+the chemistry rules, graph identity, TB reaching the exact target, rewards (QED, SA, alerts) against
+RDKit's own values, molecule metrics, every algorithm."""
 
 from __future__ import annotations
 
 import collections
+import csv
 import itertools
 import math
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from rdkit import Chem, DataStructs
-from rdkit.Chem import QED
+from rdkit.Chem import QED, RDConfig
+from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 
 from gfnjax import algos
 from gfnjax.envs import chem
 from gfnjax.envs.molgraph import MolGraph, MolGraphState, state_from_smiles
 from gfnjax.metrics.exact import build_dag, distribution_metrics, policy_terminal_distribution
-from gfnjax.metrics.molecules import add_modes, merge_top_k, tanimoto
+from gfnjax.metrics.molecules import add_modes, internal_diversity, merge_top_k, tanimoto
 from gfnjax.trainer import make_trainer
 
 ELEMENTS = ("C", "O")
+CNOF = ("C", "N", "O", "F")
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +41,13 @@ def env3():
 
 
 # --- an independent plain-Python oracle of the documented dynamics ----------------------------
-def oracle_children(atoms, bonds, done, N, K):
-    """{forward action: (atoms, bonds, done)} from the module docstring's rules."""
+def oracle_children(atoms, bonds, done, N, elements, chemistry):
+    """{forward action: (atoms, bonds, done)} from the module docstring's rules: the valence
+    rule, then (plausible) only children that RDKit's ring perception finds free of B1–B5."""
     if done:
         return {}
-    val = [chem.VALENCE[ELEMENTS[a - 1]] if a else 0 for a in atoms]
+    K = len(elements)
+    val = [chem.VALENCE[elements[a - 1]] if a else 0 for a in atoms]
     n = sum(1 for a in atoms if a)
     free = [val[i] - sum(bonds[i]) for i in range(N)]
     out = {}
@@ -63,8 +71,14 @@ def oracle_children(atoms, bonds, done, N, K):
             b[i][j] += 1
             b[j][i] += 1
             out[K + N * K + p] = (atoms, tuple(map(tuple, b)), False)
+    if chemistry == "plausible":
+        out = {
+            a: c
+            for a, c in out.items()
+            if not chem.graph_violations(np.array(c[0]), np.array(c[1]), elements)
+        }
     if n >= 1:
-        out[K + N * K + len(pairs) + 1 - 1] = (atoms, bonds, True)
+        out[K + N * K + len(pairs)] = (atoms, bonds, True)
     return out
 
 
@@ -81,11 +95,19 @@ def rows(state):
     return [as_key(a, b, d) for a, b, d in zip(s.atoms, s.bonds, s.done)]
 
 
-def test_enumeration_and_masks_match_oracle(env3):
+@pytest.mark.parametrize(
+    "chemistry,max_atoms,elements",
+    [("unrestricted", 3, ELEMENTS), ("plausible", 3, CNOF), ("plausible", 4, ("C", "N"))],
+)
+def test_enumeration_and_masks_match_oracle(chemistry, max_atoms, elements):
     """Every state: forward mask/step equal the oracle's children; backward mask/backward_step
-    equal the oracle's parents (inverted forward edges); to_forward/to_backward are inverses."""
-    env = env3
-    N, K, A, Ab = env.max_atoms, env.num_elements, env.num_actions, env.num_backward_actions
+    equal the oracle's parents (inverted forward edges); to_forward/to_backward are inverses.
+    Plausible mode exercises every rule (3 atoms of C, N, O, F: N–F, O–F, O–O, N=O, N≡N,
+    cyclopropene, allene, oxaziridine; 4 atoms of C, N: cyclobutyne, ring closures next to a
+    triple bond, ketenimine, 1,2-diazetidine): a bond forbidden forward is never required
+    backward."""
+    env = MolGraph(max_atoms=max_atoms, elements=elements, chemistry=chemistry)
+    N, A, Ab = env.max_atoms, env.num_actions, env.num_backward_actions
     states = env.enumerate_states()
     terms = env.enumerate_terminals()
     allst = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), states, terms)
@@ -94,10 +116,12 @@ def test_enumeration_and_masks_match_oracle(env3):
     # oracle closure from s0 equals the enumeration
     s0 = as_key(np.zeros(N), np.zeros((N, N)), False)
     seen, frontier, edges = {s0}, [s0], collections.defaultdict(set)
+    children = {}
     while frontier:
         nxt = []
         for s in frontier:
-            for a, c in oracle_children(*s, N, K).items():
+            children[s] = oracle_children(*s, N, elements, chemistry)
+            for a, c in children[s].items():
                 edges[c].add((s, a))
                 if c not in seen:
                     seen.add(c)
@@ -108,11 +132,11 @@ def test_enumeration_and_masks_match_oracle(env3):
 
     rep = jax.tree.map(lambda x: jnp.repeat(x, A, axis=0), allst)
     act = jnp.tile(jnp.arange(A), M)
-    fmask = np.asarray(env.forward_mask(allst))
-    child = rows(env.step(rep, act))
-    back = np.asarray(env.to_backward_action(rep, act))
+    fmask = np.asarray(jax.jit(env.forward_mask)(allst))
+    child = rows(jax.jit(env.step)(rep, act))
+    back = np.asarray(jax.jit(env.to_backward_action)(rep, act))
     for m, s in enumerate(keys):
-        oc = oracle_children(*s, N, K)
+        oc = children.get(s, {})
         assert set(np.nonzero(fmask[m])[0]) == set(oc), s
         for a, c in oc.items():
             assert child[m * A + a] == c
@@ -120,24 +144,98 @@ def test_enumeration_and_masks_match_oracle(env3):
     # backward: valid backward actions ↔ oracle parents, and the action maps are inverses
     rep_b = jax.tree.map(lambda x: jnp.repeat(x, Ab, axis=0), allst)
     bact = jnp.tile(jnp.arange(Ab), M)
-    bmask = np.asarray(env.backward_mask(allst))
-    parent = rows(env.backward_step(rep_b, bact))
-    fwd = np.asarray(env.to_forward_action(rep_b, bact))
+    bmask = np.asarray(jax.jit(env.backward_mask)(allst))
+    parent = rows(jax.jit(env.backward_step)(rep_b, bact))
+    fwd = np.asarray(jax.jit(env.to_forward_action)(rep_b, bact))
     for m, s in enumerate(keys):
         got = {(parent[m * Ab + b], int(fwd[m * Ab + b])) for b in np.nonzero(bmask[m])[0]}
         assert got == edges[s], s
     # to_backward_action at the parent == the backward action that the child uses for it
     cm = MolGraphState(*(jnp.asarray(np.array(x)) for x in zip(*[child[i] for i in range(M * A)])))
-    bm = np.asarray(env.backward_mask(cm))
+    bm = np.asarray(jax.jit(env.backward_mask)(cm))
     valid = fmask.reshape(-1)
     assert np.all(bm[np.arange(M * A)[valid], back[valid]])
-    par = rows(env.backward_step(cm, jnp.asarray(back)))
+    par = rows(jax.jit(env.backward_step)(cm, jnp.asarray(back)))
     assert all(par[i] == keys[i // A] for i in np.nonzero(valid)[0])
     # state_index / terminal_index are the enumeration order
-    np.testing.assert_array_equal(np.asarray(env.state_index(states)), np.arange(env.num_states))
     np.testing.assert_array_equal(
-        np.asarray(env.terminal_index(terms)), np.arange(env.num_terminals)
+        np.asarray(jax.jit(env.state_index)(states)), np.arange(env.num_states)
     )
+    np.testing.assert_array_equal(
+        np.asarray(jax.jit(env.terminal_index)(terms)), np.arange(env.num_terminals)
+    )
+
+
+def test_every_mask_allowed_molecule_sanitises_and_plausible_is_the_filtered_space():
+    """Exhaustive on 4 atoms of C, N, O, F: every terminal of either mode is a molecule RDKit
+    sanitises; the plausible terminals are exactly the unrestricted terminals that break none of
+    the rules B1–B5 (RDKit ring perception), so the rules are neither vacuous nor over-eager."""
+    terminals = {}
+    for chemistry in chem.CHEMISTRY:
+        env = MolGraph(max_atoms=4, elements=CNOF, chemistry=chemistry)
+        t = jax.device_get(env.enumerate_terminals())
+        terminals[chemistry] = {}
+        for a, b in zip(t.atoms, t.bonds):
+            assert chem.graph_to_mol(a, b, CNOF) is not None, (chemistry, a, b)
+            terminals[chemistry][(a.tobytes(), b.tobytes())] = chem.graph_violations(a, b, CNOF)
+    assert not any(terminals["plausible"].values())
+    allowed = {k for k, v in terminals["unrestricted"].items() if not v}
+    assert set(terminals["plausible"]) == allowed
+    broken = collections.Counter(
+        r.split()[0] + " " + r.split()[1] for v in terminals["unrestricted"].values() for r in v
+    )
+    for rule in ["B1 N-F", "B1 O-F", "B1 O-O", "B1 N=O", "B1 N#N", "B2", "B3", "B4", "B5"]:
+        assert any(k.startswith(rule) for k in broken), (rule, broken)
+
+
+def uniform_terminals(env, key, batch):
+    """Terminal states of the uniform random policy over valid actions (env masks only)."""
+
+    def body(t, carry):
+        state, key = carry
+        key, sub = jax.random.split(key)
+        mask = env.forward_mask(state)
+        g = jax.random.gumbel(sub, mask.shape)
+        action = jnp.argmax(jnp.where(mask, g, -jnp.inf), -1)
+        return env.step(state, action), key
+
+    state, _ = jax.lax.fori_loop(0, env.max_steps, body, (env.reset(batch), key))
+    return state
+
+
+FORBIDDEN = {  # SMARTS of bonds the plausible mode excludes (B1), for an independent count
+    "halogen-heteroatom": "[F,Cl,Br]~[!#6]",
+    "peroxide": "[#8]~[#8]",
+    "nitroso": "[#7]=[#8]",
+    "dinitrogen triple": "[#7]#[#7]",
+}
+
+
+def test_forbidden_bonds_never_appear_in_10k_sampled_molecules():
+    """10^4 molecules of the default environment (9 atoms of C, N, O, F) sampled uniformly among
+    the mask-allowed actions: all sanitise, none contains an N–F, O–F, F–F, O–O, N=O or N≡N bond
+    (SMARTS) or breaks B1–B5; the unrestricted mode does produce such bonds (so the check can
+    fail)."""
+    counts = {}
+    for chemistry in chem.CHEMISTRY:
+        env = MolGraph(chemistry=chemistry)
+        x = jax.device_get(
+            jax.jit(uniform_terminals, static_argnums=(0, 2))(
+                env, jax.random.PRNGKey(0), 10_000 if chemistry == "plausible" else 500
+            )
+        )
+        assert np.all(x.done)
+        patterns = {k: Chem.MolFromSmarts(v) for k, v in FORBIDDEN.items()}
+        hits = collections.Counter()
+        for a, b in zip(x.atoms, x.bonds):
+            mol = chem.graph_to_mol(a, b, env.elements)
+            assert mol is not None
+            for k, p in patterns.items():
+                hits[k] += mol.HasSubstructMatch(p)
+            hits["rules"] += bool(chem.graph_violations(a, b, env.elements))
+        counts[chemistry] = hits
+    assert sum(counts["plausible"].values()) == 0, counts["plausible"]
+    assert counts["unrestricted"]["halogen-heteroatom"] > 0 and counts["unrestricted"]["rules"] > 0
 
 
 def test_every_terminal_is_a_valid_molecule(env4):
@@ -276,15 +374,107 @@ def test_molecule_metric_primitives():
         jnp.asarray([7, 7, 3, 1], jnp.int32),
     )
     assert list(np.asarray(h)) == [7, 3] and list(np.asarray(top)) == [0.5, 0.3]
+    # internal diversity: 1 − mean pairwise Tanimoto (RDKit's) over the ok samples
+    div = float(internal_diversity(ok[:4].at[2].set(False), jnp.asarray(fps)))
+    keep = [0, 1, 3]
+    sims = [DataStructs.TanimotoSimilarity(ref[i], ref[j]) for i in keep for j in keep if i != j]
+    assert abs(div - (1 - np.mean(sims))) < 1e-6
 
 
 def test_reference_test_set():
-    ref = chem.reference_molecules(("C", "N", "O", "F"), 9)
-    assert 350 <= len(ref) <= 450
+    ref = chem.reference_molecules(CNOF, 9)
+    ref_all = chem.reference_molecules(CNOF, 9, "unrestricted")
+    assert 300 <= len(ref) <= len(ref_all) <= 450
+    assert all(not chem.rule_violations(Chem.MolFromSmiles(s)) for s in ref)
     env = MolGraph()
     x = state_from_smiles(env, ref[:20])
     assert np.all(np.asarray(env.backward_mask(x))[:, -1])  # terminal: only "undo stop"
     assert np.all(np.asarray(env.log_reward(x)) > env.invalid_log_reward)
+    with pytest.raises(ValueError, match="B1 O-O"):
+        state_from_smiles(env, ["CCOOC"])
+
+
+# --- rewards against RDKit's own values ---------------------------------------------------------
+def test_sa_score_matches_rdkit_reference_values():
+    """SA of the 100 ZINC molecules RDKit ships with its sascorer (Contrib/SA_Score/data/
+    zim.100.txt, published values, 3 decimals); the "sa" score is (10 − SA)/9."""
+    path = os.path.join(RDConfig.RDContribDir, "SA_Score", "data", "zim.100.txt")
+    with open(path, encoding="utf-8") as f:
+        table = list(csv.DictReader(f, delimiter="\t"))
+    assert len(table) == 100
+    for row in table:
+        mol = Chem.MolFromSmiles(row["smiles"])
+        sa = chem.mol_property("sa", "zim:" + row["smiles"], mol)
+        assert abs(sa - float(row["sa_score"])) < 5e-4, row
+        smi = Chem.MolToSmiles(mol)
+        assert abs(chem.score_smiles(smi, "sa") - (10 - sa) / 9) < 1e-9
+
+
+# Known molecules and the PAINS / Brenk entries RDKit's catalogues report for them.
+ALERTS = {
+    "CCOOCC": {"peroxide", "Oxygen-nitrogen_single_bond"},
+    "O=C1NC(=S)SC1=Cc1ccccc1": {"ene_rhod_A(235)", "Michael_acceptor_1", "Thiocarbonyl_group"},
+    "Oc1ccccc1O": {"catechol_A(92)", "catechol"},
+    "CC(=O)Nc1ccc(O)cc1": set(),
+}
+
+
+def test_structural_alerts_and_alert_scores_match_rdkit():
+    """Alert count = distinct matching entries of RDKit's PAINS_A/B/C and BRENK catalogues built
+    separately here; qed_alerts = QED·½^a, drug_like = QED·(10 − SA)/9·½^a, qed_sa = QED·(10−SA)/9
+    (log R = s with transform "exp", β = 1)."""
+    cats = FilterCatalogParams.FilterCatalogs
+    separate = []
+    for c in (cats.PAINS_A, cats.PAINS_B, cats.PAINS_C, cats.BRENK):
+        params = FilterCatalogParams()
+        params.AddCatalog(c)
+        separate.append(FilterCatalog(params))
+    sys.path.append(os.path.join(RDConfig.RDContribDir, "SA_Score"))
+    import sascorer
+
+    for smi, expected in ALERTS.items():
+        mol = Chem.MolFromSmiles(smi)
+        want = {e.GetDescription() for cat in separate for e in cat.GetMatches(mol)}
+        got = chem.structural_alerts(mol)
+        assert set(got) == want and len(got) == len(want), (smi, got, want)
+        assert expected <= want or (not expected and not want), (smi, want)
+    smiles = ["CC(=O)Nc1ccc(O)cc1", "OC1CCOC1", "C=CC(=O)OC"]  # in molgraph's C, N, O space
+    env_kw = dict(max_atoms=12, elements=CNOF, beta=1.0)
+    for score in ["qed", "sa", "qed_sa", "qed_alerts", "drug_like"]:
+        env = MolGraph(score=score, **env_kw)
+        got = np.asarray(env.log_reward(state_from_smiles(env, smiles)), np.float64)
+        for smi, g in zip(smiles, got):
+            mol = Chem.MolFromSmiles(smi)
+            q, sa = QED.qed(mol), sascorer.calculateScore(mol)
+            a = sum(len(cat.GetMatches(mol)) for cat in separate)
+            want = {
+                "qed": q,
+                "sa": (10 - sa) / 9,
+                "qed_sa": q * (10 - sa) / 9,
+                "qed_alerts": q * 0.5**a,
+                "drug_like": q * (10 - sa) / 9 * 0.5**a,
+            }[score]
+            assert abs(g - want) < 1e-5, (score, smi, g, want)
+
+
+def test_registered_score_is_the_reward_hook():
+    """A user score (e.g. a proxy model) registered by name drives log_reward; a batched score is
+    called once per batch of new molecules and cached by SMILES."""
+    calls = []
+
+    def heavy(mols):
+        calls.append(len(mols))
+        return [m.GetNumHeavyAtoms() / 10 for m in mols]
+
+    chem.register_score("test_heavy", heavy, batched=True)
+    env = MolGraph(max_atoms=5, elements=ELEMENTS, score="test_heavy", beta=2.0)
+    x = state_from_smiles(env, ["CCO", "CCCO", "CCO"])
+    np.testing.assert_allclose(np.asarray(env.log_reward(x)), [0.6, 0.8, 0.6], rtol=1e-6)
+    assert calls == [2]
+    env.log_reward(x)
+    assert calls == [2]  # cached
+    with pytest.raises(ValueError, match="register_score"):
+        MolGraph(score="no_such_score")
 
 
 # --- every registered algorithm trains on molgraph ---------------------------------------------

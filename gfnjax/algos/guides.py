@@ -3,9 +3,9 @@
 RL-G pulls P_B towards the guided forward policy P_G = softmax(guided logits) over valid actions.
 The guide is an algorithm's detail, so it lives here, keyed by environment name, not on the
 environments. Only the hypergrid guide is the authors'; Niu et al. publish no guide for bit
-sequences ("not supported" in their code), QM9-string or molecular graphs, so the guides of those
-environments are gfnjax's own, written in the same spirit (steer terminations towards rewarding
-objects) and labelled as such in docs/presets.md.
+sequences ("not supported" in their code), QM9-string, molecular graphs or fragment molecules, so
+the guides of those environments are gfnjax's own, written in the same spirit (steer terminations
+towards rewarding objects) and labelled as such in docs/presets.md.
 """
 
 from __future__ import annotations
@@ -70,12 +70,23 @@ def molgraph_guide(env, states, logits):
     return logits.at[:, env.stop_action].set(jnp.where(small, jnp.minimum(stop, LOG_CAP), stop))
 
 
+def fragments_guide(env, states, logits):
+    """gfnjax's own fragment guide (no RDKit call): stop is capped at log 1e−5 while the molecule
+    has fewer than ⌈M/2⌉ blocks and a free attachment point (small molecules score low)."""
+    n = env.num_blocks(states)
+    can_grow = jnp.any(env.free_stems(states), axis=(1, 2)) & (n < env.max_blocks)
+    small = (n < math.ceil(env.max_blocks / 2)) & can_grow
+    stop = logits[:, env.stop_action]
+    return logits.at[:, env.stop_action].set(jnp.where(small, jnp.minimum(stop, LOG_CAP), stop))
+
+
 GUIDES: dict[str, Guide] = {
     "hypergrid": hypergrid_guide,
     "bitseq": bitseq_guide,
     "bitseq_ar": bitseq_guide,
     "qm9str": qm9str_guide,
     "molgraph": molgraph_guide,
+    "fragments": fragments_guide,
 }
 
 

@@ -19,6 +19,7 @@ REGISTRY: dict[str, str] = {
     "sequence": "gfnjax.envs.sequence:AutoregressiveSequence",
     "qm9str": "gfnjax.envs.qm9str:QM9String",
     "molgraph": "gfnjax.envs.molgraph:MolGraph",
+    "fragments": "gfnjax.envs.fragments:Fragments",
 }
 _TABLE = Registry("environment", REGISTRY)
 REGISTRY = _TABLE.entries  # the live table (register() adds to it)

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gfnjax.utils import tree_where
 
@@ -231,10 +232,36 @@ class Env:
         """int[B, ...]: identifies the terminal object of each state (for distinct top-k)."""
         raise NotImplementedError(f"{self.name} declares no object key")
 
+    # --- molecule capabilities (molecular environments) ----------------------------------------
     @property
     def molecular(self) -> bool:
-        """True when terminal objects are molecules (RDKit metrics: validity, novelty, modes...)."""
+        """True when terminal objects are molecules (RDKit metrics: validity, novelty, modes...);
+        such an environment implements the four members below."""
         return False
+
+    def molecule_arrays(self, state: State) -> tuple[jax.Array, ...]:
+        """Arrays with leading axis [B] that determine each state's molecule; `host_molecules`
+        turns them into RDKit molecules on the host (inside one `jax.pure_callback`)."""
+        raise NotImplementedError(f"{self.name} is not molecular")
+
+    def host_molecules(self, arrays: tuple[np.ndarray, ...]) -> list:
+        """Host side (numpy in, no jit) of `molecule_arrays` with one leading axis [n]: per row,
+        (canonical SMILES, sanitised RDKit Mol), or None for an empty or RDKit-rejected state."""
+        raise NotImplementedError(f"{self.name} is not molecular")
+
+    @property
+    def score_name(self) -> str:
+        """Name of the molecule score s(x) in `gfnjax.envs.chem.SCORES` (molecular environments)."""
+        raise NotImplementedError(f"{self.name} is not molecular")
+
+    def log_reward_from_score(self, score: jax.Array) -> jax.Array:
+        """float32[B]: log R as a function of the score s(x) (molecular environments)."""
+        raise NotImplementedError(f"{self.name} is not molecular")
+
+    @property
+    def mode_threshold(self) -> float:
+        """Score at or above which a molecule can count as a mode (molecular environments)."""
+        raise NotImplementedError(f"{self.name} is not molecular")
 
 
 def batch_size_of(state: State) -> int:

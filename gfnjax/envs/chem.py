@@ -1,52 +1,92 @@
-"""RDKit side of the molecular environments: graph arrays <-> molecules, scores, host caches.
+"""RDKit side of the molecular environments: chemistry rules, molecules, scores, host caches.
 
-Everything here runs on the host (numpy + RDKit). `gfnjax.envs.molgraph` reaches it from inside
-jit through `jax.pure_callback`, one call per batch, never per molecule.
+Everything here runs on the host (numpy + RDKit). The molecular environments (`molgraph`,
+`fragments`) reach it from inside jit through `jax.pure_callback`, one call per batch, never per
+molecule.
 
-Graph arrays (one molecule): `atoms` int[N] with 0 = empty slot and k + 1 = `elements[k]`,
-occupied slots first; `bonds` int[N, N] symmetric bond orders 0..3 (Kekulé form: no aromatic
-bonds). Hydrogens are implicit: every atom is neutral and gets `VALENCE[element] − Σ bond orders`
-hydrogens, which is why the environment's valence masks make every graph a valid molecule.
+Graph arrays (`molgraph`, one molecule): `atoms` int[N] with 0 = empty slot and k + 1 =
+`elements[k]`, occupied slots first; `bonds` int[N, N] symmetric bond orders 0..3 (Kekulé form: no
+aromatic bonds). Hydrogens are implicit: every atom is neutral and gets `VALENCE[element] − Σ bond
+orders` hydrogens, which is why the environment's valence masks make every graph a valid molecule.
 
-Scores (`SCORES`), all in [0, 1], higher is better:
-  qed     RDKit's QED (Bickerton et al. 2012), `rdkit.Chem.QED.qed`.
-  sa      synthetic accessibility mapped to [0, 1]: (10 − SA)/9 with SA ∈ [1, 10] from RDKit's
-          shipped contribution `rdkit/Contrib/SA_Score/sascorer.py` (Ertl & Schuffenhauer 2009).
-  qed_sa  composite QED · (10 − SA)/9: drug-likeness with a synthetic-accessibility penalty.
+Chemistry rules (`chemistry="plausible"`, the default of both environments; "unrestricted" keeps
+only the valence rule). Neutral closed-shell small organics at default valences; a graph is
+plausible when
+  B1  every bond's order is at most `max_bond_order(a, b)` of its two elements (0 = no bond):
+        - a halogen (F, Cl, Br) bonds only to carbon, single (N–F, O–F, F–F, N–Cl, O–Cl, S–Cl,
+          P–Cl: oxidising or hydrolysable N/O/S/P-halides, not drug-like organics);
+        - no O–O (peroxides, dioxygen) and no O–S (sulfenic esters: unstable);
+        - triple bonds only C≡C and C≡N (no N≡N dinitrogen, C≡P);
+        - heteroatom–heteroatom multiple bonds only N=N (azo, and the Kekulé forms of azoles such
+          as tetrazole); no N=O (nitroso), S=X or P=X double bonds, no C=P;
+        - single N–N, N–O, N–S, N–P, O–P, S–S, S–P allowed (hydrazines, isoxazoles, oximes,
+          isothiazoles, disulfides: real chemistry, flagged by the Brenk alerts of the
+          "drug_like" score instead); no P–P.
+  B2  no multiple bond in a three-membered ring (cyclopropenes, oxirenes, azirines: antiaromatic
+      or highly strained);
+  B3  no atom with two multiple bonds (cumulated double bonds: allenes, ketenes, ketenimines,
+      isocyanates, carbodiimides);
+  B4  no triple bond in a ring (sp centres are linear; the smallest isolable cycloalkyne has 8
+      ring atoms, and every ring here is smaller or barely larger);
+  B5  no heteroatom–heteroatom bond in a three- or four-membered ring (oxaziridines,
+      diaziridines, triaziridines, 1,2-oxazetidines, 1,2-diazetidines: ring strain on a weak N–N or
+      N–O bond; reactive reagents at best, never drug scaffolds).
+Every rule is closed under removing a bond, lowering a bond order or removing a leaf atom, which is
+what keeps the environments' backward actions exact inverses (docs/methods.md §4). RDKit
+sanitisation itself rejects nothing of the valence-masked space. `bond_order_table` gives B1 to
+the jnp masks; `rule_violations` is an independent host check (RDKit ring perception) used by the
+tests, the reference sets and the top-sample images.
 
-Caches (module level, so the environment object stays an immutable hashable config): scores are
-cached per score name keyed by canonical SMILES (`score_smiles`), and the conversion of raw graph
-arrays to (SMILES, validity, labelled-graph count) is cached keyed by the arrays' bytes. `STATS`
-accumulates the time spent inside the callbacks (for the benchmark's "share of time in RDKit")
-and the number of graphs RDKit rejected.
+Scores (`SCORES`), all in [0, 1], higher is better, cached by canonical SMILES:
+  qed        RDKit's QED (Bickerton et al. 2012), `rdkit.Chem.QED.qed`.
+  sa         synthetic accessibility mapped to [0, 1]: (10 − SA)/9 with SA ∈ [1, 10] from RDKit's
+             shipped contribution `rdkit/Contrib/SA_Score/sascorer.py` (Ertl & Schuffenhauer 2009).
+  qed_sa     QED · (10 − SA)/9: drug-likeness with a synthetic-accessibility penalty.
+  qed_alerts QED · ½^a, a = number of structural alerts (distinct PAINS A/B/C and Brenk entries of
+             RDKit's FilterCatalog matching the molecule; Baell & Holloway 2010, Brenk et al. 2008).
+  drug_like  QED · (10 − SA)/9 · ½^a: drug-like, synthesisable and free of structural alerts.
+`register_score(name, fn, batched=...)` adds a user score (e.g. the sEH proxy of Bengio et al.
+2021, which is not available offline); environments accept any registered name as `score`.
+
+Caches (module level, so the environments stay immutable hashable configs): properties and scores
+are cached keyed by canonical SMILES; environment-specific conversions of raw arrays to molecules
+are cached by the environments keyed by the arrays' bytes. `STATS` accumulates the time spent
+inside the callbacks (for the benchmarks' "share of time in RDKit") and the number of objects
+RDKit rejected.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import math
 import os
 import sys
 import time
+import zlib
 from typing import Callable, Sequence
 
 import numpy as np
 from rdkit import Chem, RDLogger
 from rdkit.Chem import QED, RDConfig, rdFingerprintGenerator
+from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 
 RDLogger.DisableLog("rdApp.*")
 
 # Default (neutral) valences of the supported heavy atoms.
 VALENCE = {"C": 4, "N": 3, "O": 2, "F": 1, "S": 2, "Cl": 1, "Br": 1, "P": 3}
+HALOGENS = ("F", "Cl", "Br")
+CHEMISTRY = ("plausible", "unrestricted")
 BOND_TYPES = {1: Chem.BondType.SINGLE, 2: Chem.BondType.DOUBLE, 3: Chem.BondType.TRIPLE}
 FP_BITS = 1024  # Morgan radius-2 fingerprint length (32 uint32 words)
 FP_WORDS = FP_BITS // 32
+ALERT_PENALTY = 0.5  # factor per structural alert in "qed_alerts" and "drug_like"
 
 
 # --- statistics -------------------------------------------------------------------------------
 class Stats:
-    """Host-side counters: callback wall time, calls, graphs seen, graphs RDKit rejected."""
+    """Host-side counters: callback wall time, calls, objects seen, objects RDKit rejected."""
 
     def __init__(self):
         self.reset()
@@ -79,12 +119,100 @@ def timed(fn: Callable) -> Callable:
     return wrapper
 
 
-# --- conversions --------------------------------------------------------------------------------
-def graph_to_mol(atoms: np.ndarray, bonds: np.ndarray, elements: Sequence[str]) -> Chem.Mol | None:
-    """Sanitised RDKit molecule of one graph, or None when empty or rejected by RDKit."""
+# --- chemistry rules ------------------------------------------------------------------------------
+# B1 for pairs of non-halogen elements (unordered); halogens: single to C only.
+_MAX_ORDER = {
+    ("C", "C"): 3,
+    ("C", "N"): 3,
+    ("C", "O"): 2,
+    ("C", "S"): 2,
+    ("C", "P"): 1,
+    ("N", "N"): 2,
+    ("N", "O"): 1,
+    ("N", "S"): 1,
+    ("N", "P"): 1,
+    ("O", "O"): 0,
+    ("O", "S"): 0,
+    ("O", "P"): 1,
+    ("S", "S"): 1,
+    ("P", "S"): 1,
+    ("P", "P"): 0,
+}
+
+
+def check_chemistry(chemistry: str) -> None:
+    if chemistry not in CHEMISTRY:
+        raise ValueError(f"chemistry must be one of {CHEMISTRY}, got {chemistry!r}")
+
+
+def max_bond_order(a: str, b: str, chemistry: str = "plausible") -> int:
+    """Highest bond order allowed between elements a and b (rule B1; 3 when "unrestricted")."""
+    check_chemistry(chemistry)
+    if chemistry == "unrestricted":
+        return 3
+    if a in HALOGENS or b in HALOGENS:
+        return 1 if "C" in (a, b) else 0
+    return _MAX_ORDER[tuple(sorted((a, b)))]
+
+
+def bond_order_table(elements: Sequence[str], chemistry: str) -> np.ndarray:
+    """int32[K+1, K+1]: max_bond_order of (elements[a−1], elements[b−1]); row/column 0 (empty
+    slot) is 0."""
+    K = len(elements)
+    t = np.zeros((K + 1, K + 1), np.int32)
+    for a in range(K):
+        for b in range(K):
+            t[a + 1, b + 1] = max_bond_order(elements[a], elements[b], chemistry)
+    return t
+
+
+def rule_violations(mol: Chem.Mol, chemistry: str = "plausible") -> list[str]:
+    """Names of the broken rules (B1–B5, module docstring) of a molecule, [] when plausible.
+
+    Works on explicit Kekulé bond orders: aromatic molecules are kekulised on a copy (for neutral
+    default-valence atoms the only heteroatom–heteroatom double bond a Kekulé form can contain is
+    N=N, which B1 allows, so the verdict does not depend on the Kekulé form chosen). Ring
+    membership (B4) comes from RDKit's ring perception and 3-/4-ring membership (B2, B5) from
+    explicit neighbour checks, independently of the environments' jnp masks.
+    """
+    check_chemistry(chemistry)
+    if chemistry == "unrestricted":
+        return []
+    mol = Chem.Mol(mol)
+    if any(b.GetIsAromatic() for b in mol.GetBonds()):
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+    mol.UpdatePropertyCache(strict=False)
+    Chem.GetSymmSSSR(mol)
+    out = []
+    multiple = collections.Counter()
+    nbrs = [{n.GetIdx() for n in a.GetNeighbors()} for a in mol.GetAtoms()]
+    for b in mol.GetBonds():
+        order = int(b.GetBondTypeAsDouble())
+        i, j = b.GetBeginAtomIdx(), b.GetEndAtomIdx()
+        a1, a2 = b.GetBeginAtom().GetSymbol(), b.GetEndAtom().GetSymbol()
+        ring3 = bool(nbrs[i] & nbrs[j])
+        ring4 = any(nbrs[c] & (nbrs[j] - {i, c}) for c in nbrs[i] - {j})
+        if order > max_bond_order(a1, a2):
+            out.append(f"B1 {a1}{'-=#'[order - 1]}{a2}")
+        if order >= 2:
+            multiple[i] += 1
+            multiple[j] += 1
+            if ring3:
+                out.append(f"B2 {a1}{'-=#'[order - 1]}{a2} in a 3-ring")
+        if order == 3 and b.IsInRing():
+            out.append(f"B4 {a1}#{a2} in a ring")
+        if a1 != "C" and a2 != "C" and (ring3 or ring4):
+            out.append(f"B5 {a1}{'-=#'[order - 1]}{a2} in a {3 if ring3 else 4}-ring")
+    for idx, m in multiple.items():
+        if m >= 2:
+            out.append(f"B3 cumulated multiple bonds at {mol.GetAtomWithIdx(idx).GetSymbol()}")
+    return out
+
+
+# --- molgraph conversions -------------------------------------------------------------------------
+def graph_to_rwmol(atoms: np.ndarray, bonds: np.ndarray, elements: Sequence[str]) -> Chem.RWMol:
+    """Unsanitised molecule of one graph with the arrays' Kekulé bond orders (may be empty)."""
     n = int((np.asarray(atoms) > 0).sum())
-    if n == 0:
-        return None
     rw = Chem.RWMol()
     for i in range(n):
         atom = Chem.Atom(elements[int(atoms[i]) - 1])
@@ -95,7 +223,14 @@ def graph_to_mol(atoms: np.ndarray, bonds: np.ndarray, elements: Sequence[str]) 
             order = int(bonds[i, j])
             if order:
                 rw.AddBond(i, j, BOND_TYPES[order])
-    mol = rw.GetMol()
+    return rw
+
+
+def graph_to_mol(atoms: np.ndarray, bonds: np.ndarray, elements: Sequence[str]) -> Chem.Mol | None:
+    """Sanitised RDKit molecule of one graph, or None when empty or rejected by RDKit."""
+    if int((np.asarray(atoms) > 0).sum()) == 0:
+        return None
+    mol = graph_to_rwmol(atoms, bonds, elements).GetMol()
     try:
         Chem.SanitizeMol(mol)
     except Exception:  # noqa: BLE001 - RDKit raises several types; any rejection = invalid
@@ -103,6 +238,13 @@ def graph_to_mol(atoms: np.ndarray, bonds: np.ndarray, elements: Sequence[str]) 
     if len(Chem.GetMolFrags(mol)) != 1:
         return None
     return mol
+
+
+def graph_violations(
+    atoms: np.ndarray, bonds: np.ndarray, elements: Sequence[str], chemistry: str = "plausible"
+) -> list[str]:
+    """`rule_violations` of a graph state, on its own Kekulé bond orders."""
+    return rule_violations(graph_to_rwmol(atoms, bonds, elements).GetMol(), chemistry)
 
 
 def canonical_smiles(mol: Chem.Mol) -> str:
@@ -219,7 +361,7 @@ def _num_automorphisms(atoms: np.ndarray, bonds: np.ndarray) -> int:
     return count
 
 
-# --- scores -------------------------------------------------------------------------------------
+# --- properties and scores ------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def _sascorer():
     path = os.path.join(RDConfig.RDContribDir, "SA_Score")
@@ -235,83 +377,117 @@ def sa_score(mol: Chem.Mol) -> float:
     return float(_sascorer().calculateScore(mol))
 
 
-SCORES: dict[str, Callable[[Chem.Mol], float]] = {
+@functools.lru_cache(maxsize=1)
+def alert_catalog() -> FilterCatalog:
+    """RDKit FilterCatalog with the PAINS (A, B, C) and Brenk structural alerts."""
+    params = FilterCatalogParams()
+    params.AddCatalog(FilterCatalogParams.FilterCatalogs.PAINS)
+    params.AddCatalog(FilterCatalogParams.FilterCatalogs.BRENK)
+    return FilterCatalog(params)
+
+
+def structural_alerts(mol: Chem.Mol) -> list[str]:
+    """Descriptions of the PAINS and Brenk catalogue entries matching `mol` (one per entry)."""
+    return [e.GetDescription() for e in alert_catalog().GetMatches(mol)]
+
+
+PROPERTIES: dict[str, Callable[[Chem.Mol], float]] = {
     "qed": lambda m: float(QED.qed(m)),
-    "sa": lambda m: (10.0 - sa_score(m)) / 9.0,
-    "qed_sa": lambda m: float(QED.qed(m)) * (10.0 - sa_score(m)) / 9.0,
+    "sa": sa_score,
+    "alerts": lambda m: float(len(structural_alerts(m))),
 }
+_PROP_CACHE: dict[str, dict[str, float]] = collections.defaultdict(dict)
 
-_SCORE_CACHE: dict[str, dict[str, float]] = collections.defaultdict(dict)
 
-
-def score_smiles(smiles: str, score: str, mol: Chem.Mol | None = None) -> float:
-    """Cached score of a canonical SMILES."""
-    cache = _SCORE_CACHE[score]
+def mol_property(name: str, smiles: str, mol: Chem.Mol | None = None) -> float:
+    """Cached property ("qed", "sa" ∈ [1, 10], "alerts" = count) of a canonical SMILES."""
+    cache = _PROP_CACHE[name]
     if smiles not in cache:
-        cache[smiles] = SCORES[score](mol if mol is not None else Chem.MolFromSmiles(smiles))
+        cache[smiles] = PROPERTIES[name](mol if mol is not None else Chem.MolFromSmiles(smiles))
     return cache[smiles]
 
 
-# Raw graph bytes -> (canonical SMILES or None, molecule or None); and -> log c(G) when needed.
-_GRAPH_CACHE: dict[tuple, tuple] = {}
-_COUNT_CACHE: dict[tuple, float] = {}
+def _sa01(smiles, mol):
+    return (10.0 - mol_property("sa", smiles, mol)) / 9.0
 
 
-def _graph_entry(atoms: np.ndarray, bonds: np.ndarray, elements: tuple[str, ...]):
-    key = (elements, atoms.tobytes(), bonds.tobytes())
-    hit = _GRAPH_CACHE.get(key)
-    if hit is None:
-        mol = graph_to_mol(atoms, bonds, elements)
-        hit = (None, None) if mol is None else (canonical_smiles(mol), mol)
-        _GRAPH_CACHE[key] = hit
-    return hit
+def _alert_factor(smiles, mol):
+    return ALERT_PENALTY ** mol_property("alerts", smiles, mol)
 
 
-def log_count(atoms: np.ndarray, bonds: np.ndarray) -> float:
-    """Cached log c(G) (`count_labelled_graphs`), keyed by the raw arrays."""
-    key = (atoms.tobytes(), bonds.tobytes())
-    if key not in _COUNT_CACHE:
-        _COUNT_CACHE[key] = math.log(count_labelled_graphs(atoms, bonds))
-    return _COUNT_CACHE[key]
+@dataclasses.dataclass(frozen=True)
+class Score:
+    """fn(mols) -> float[n] when batched, else fn(mol) -> float; `builtin` fns get
+    (smiles, mol) to share the property caches."""
+
+    fn: Callable
+    batched: bool = False
+    builtin: bool = False
 
 
-def score_graphs(
-    atoms: np.ndarray,
-    bonds: np.ndarray,
-    compute: np.ndarray,
-    elements: tuple[str, ...],
-    score: str,
-    with_count: bool = False,
-):
-    """Host batch scorer: atoms int[..., N], bonds int[..., N, N], compute bool[...].
+SCORES: dict[str, Score] = {
+    "qed": Score(lambda s, m: mol_property("qed", s, m), builtin=True),
+    "sa": Score(_sa01, builtin=True),
+    "qed_sa": Score(lambda s, m: mol_property("qed", s, m) * _sa01(s, m), builtin=True),
+    "qed_alerts": Score(lambda s, m: mol_property("qed", s, m) * _alert_factor(s, m), builtin=True),
+    "drug_like": Score(
+        lambda s, m: mol_property("qed", s, m) * _sa01(s, m) * _alert_factor(s, m), builtin=True
+    ),
+}
+_SCORE_CACHE: dict[str, dict[str, float]] = collections.defaultdict(dict)
 
-    Returns (score float32[...], ok bool[...], log_count float32[...]); rows with compute False
-    or rejected by RDKit get score 0, ok False (rejections are counted in STATS.invalid).
-    log_count = log c(G) is computed only when `with_count` (graph_identity="molecule"), else 0.
+
+def register_score(name: str, fn: Callable, batched: bool = False) -> None:
+    """Make `name` a valid `score` of the molecular environments.
+
+    fn(mol: rdkit Mol) -> float, or with batched=True fn(mols: list[Mol]) -> float[n] (e.g. a
+    proxy network evaluated once per batch of new molecules). Scores should lie in [0, 1] (the
+    "power" transform takes log max(s, 1e−6); "exp" uses β·s), e.g. the sEH proxy divided by 8 as
+    in Bengio et al. 2021. Values are cached by canonical SMILES; re-registering a name clears its
+    cache.
     """
-    shape = compute.shape
-    N = atoms.shape[-1]
-    atoms = np.asarray(atoms, np.int32).reshape(-1, N)
-    bonds = np.asarray(bonds, np.int32).reshape(-1, N, N)
-    compute = np.asarray(compute, bool).reshape(-1)
-    out = np.zeros(compute.shape, np.float32)
-    ok = np.zeros(compute.shape, bool)
-    log_c = np.zeros(compute.shape, np.float32)
-    for b in np.nonzero(compute)[0]:
-        smiles, mol = _graph_entry(atoms[b], bonds[b], elements)
-        STATS.graphs += 1
-        if smiles is None:
-            STATS.invalid += 1
-            continue
+    if not name or not isinstance(name, str):
+        raise ValueError(f"score name must be a non-empty string, got {name!r}")
+    SCORES[name] = Score(fn, batched=batched)
+    _SCORE_CACHE.pop(name, None)
+
+
+def check_score(score: str) -> None:
+    if score not in SCORES:
+        raise ValueError(
+            f"score must be one of {sorted(SCORES)} (or a name added with "
+            f"gfnjax.envs.chem.register_score), got {score!r}"
+        )
+
+
+def score_smiles(smiles: str, score: str, mol: Chem.Mol | None = None) -> float:
+    """Cached score of one canonical SMILES."""
+    return float(score_entries([(smiles, mol)], score)[0])
+
+
+def score_entries(entries: Sequence[tuple[str, Chem.Mol | None] | None], score: str) -> np.ndarray:
+    """float64[n] scores of (canonical SMILES, molecule) entries (NaN for None or a failing
+    scorer); new molecules of a batched score are scored in one call."""
+    spec = SCORES[score]
+    cache = _SCORE_CACHE[score]
+    todo = {}
+    for e in entries:
+        if e is not None and e[0] not in cache and e[0] not in todo:
+            todo[e[0]] = e[1] if e[1] is not None else Chem.MolFromSmiles(e[0])
+    if todo and spec.batched:
         try:
-            out[b] = score_smiles(smiles, score, mol)
-            ok[b] = np.isfinite(out[b])
-        except Exception:  # noqa: BLE001 - a scorer failure is an invalid molecule, never a crash
-            STATS.invalid += 1
-            continue
-        if with_count:
-            log_c[b] = log_count(atoms[b], bonds[b])
-    return out.reshape(shape), ok.reshape(shape), log_c.reshape(shape)
+            vals = np.asarray(spec.fn(list(todo.values())), np.float64).reshape(-1)
+        except Exception:  # noqa: BLE001 - a failing proxy marks the batch invalid, never a crash
+            vals = np.full(len(todo), np.nan)
+        for s, v in zip(todo, vals):
+            cache[s] = float(v)
+    else:
+        for s, m in todo.items():
+            try:
+                cache[s] = float(spec.fn(s, m) if spec.builtin else spec.fn(m))
+            except Exception:  # noqa: BLE001
+                cache[s] = float("nan")
+    return np.asarray([np.nan if e is None else cache[e[0]] for e in entries], np.float64)
 
 
 # --- fingerprints, SMILES hashes ----------------------------------------------------------------
@@ -334,83 +510,88 @@ def fingerprint_words(smiles: str, mol: Chem.Mol | None = None) -> np.ndarray:
 
 def smiles_hash(smiles: str) -> int:
     """Stable non-negative int31 hash of a SMILES (Python's hash() is salted per process)."""
-    import zlib
-
     return zlib.crc32(smiles.encode()) & 0x7FFFFFFF
 
 
-def describe_graphs(
-    atoms: np.ndarray,
-    bonds: np.ndarray,
-    compute: np.ndarray,
-    elements: tuple[str, ...],
-    score: str,
-    reference: frozenset,
-):
-    """Host batch description for the molecule metrics.
+# --- batch descriptions for the molecule metrics --------------------------------------------------
+def score_rows(entries, score: str):
+    """(score float32[n], ok bool[n]) of environment rows; rejected rows (None) and failing
+    scores are not ok (counted in STATS.invalid) and get score 0."""
+    STATS.graphs += len(entries)
+    s = score_entries(entries, score)
+    ok = np.isfinite(s)
+    STATS.invalid += int((~ok).sum())
+    return np.where(ok, s, 0.0).astype(np.float32), ok
 
-    Returns ok bool[...], score float32[...], hash int32[...] (of the canonical SMILES, −1 if not
-    ok), fingerprint uint32[..., 32], novel bool[...] (SMILES not in `reference`).
+
+def describe_entries(entries, score: str, full: bool, reference: frozenset):
+    """Metric description of molecules ((SMILES, mol) or None per row, n rows).
+
+    Returns ok bool[n], score float32[n], hash int32[n] (of the canonical SMILES, −1 if not ok),
+    fingerprint uint32[n, 32], and when `full`: novel bool[n] (SMILES not in `reference`),
+    sa float32[n] (SA ∈ [1, 10]), clean bool[n] (no PAINS/Brenk alert); else zeros.
     """
-    shape = compute.shape
-    N = atoms.shape[-1]
-    atoms = np.asarray(atoms, np.int32).reshape(-1, N)
-    bonds = np.asarray(bonds, np.int32).reshape(-1, N, N)
-    compute = np.asarray(compute, bool).reshape(-1)
-    M = compute.shape[0]
-    ok = np.zeros((M,), bool)
-    sc = np.zeros((M,), np.float32)
-    h = np.full((M,), -1, np.int32)
-    fp = np.zeros((M, FP_WORDS), np.uint32)
-    novel = np.zeros((M,), bool)
-    for b in np.nonzero(compute)[0]:
-        smiles, mol = _graph_entry(atoms[b], bonds[b], elements)
-        if smiles is None:
-            continue
+    n = len(entries)
+    sc, ok = score_rows(entries, score)
+    h = np.full((n,), -1, np.int32)
+    fp = np.zeros((n, FP_WORDS), np.uint32)
+    novel = np.zeros((n,), bool)
+    sa = np.zeros((n,), np.float32)
+    clean = np.zeros((n,), bool)
+    for b in np.nonzero(ok)[0]:
+        smiles, mol = entries[b]
         try:
-            sc[b] = score_smiles(smiles, score, mol)
             fp[b] = fingerprint_words(smiles, mol)
-        except Exception:  # noqa: BLE001
+            if full:
+                sa[b] = mol_property("sa", smiles, mol)
+                clean[b] = mol_property("alerts", smiles, mol) == 0
+        except Exception:  # noqa: BLE001 - an RDKit failure is an invalid molecule, never a crash
+            ok[b] = False
             continue
-        ok[b] = True
         h[b] = smiles_hash(smiles)
         novel[b] = smiles not in reference
-    return (
-        ok.reshape(shape),
-        sc.reshape(shape),
-        h.reshape(shape),
-        fp.reshape(shape + (FP_WORDS,)),
-        novel.reshape(shape),
-    )
+    return ok, sc, h, fp, novel, sa, clean
 
 
-# --- data: held-out molecules shipped with RDKit -----------------------------------------------
+# --- data: molecules shipped with RDKit ----------------------------------------------------------
 def nci_path() -> str:
     return os.path.join(RDConfig.RDDataDir, "NCI", "first_5K.smi")
 
 
-@functools.lru_cache(maxsize=None)
-def reference_molecules(elements: tuple[str, ...], max_atoms: int) -> tuple[str, ...]:
-    """Canonical SMILES of the molecules of RDKit's shipped NCI sample (`rdkit/Data/NCI/
-    first_5K.smi`) that lie in the environment's state space (≤ max_atoms heavy atoms of
-    `elements`, neutral, default valences, connected), sorted; ~400 for 9 atoms of C, N, O, F."""
+@functools.lru_cache(maxsize=1)
+def nci_molecules() -> tuple[str, ...]:
+    """Canonical SMILES of every parsable molecule of RDKit's shipped NCI sample
+    (`rdkit/Data/NCI/first_5K.smi`, ~5000 molecules): the novelty reference."""
     path = nci_path()
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"RDKit's NCI sample is expected at {path} (it ships with the rdkit pip wheel); "
-            "reinstall rdkit or pass an explicit test set"
+            "reinstall rdkit"
         )
     out = set()
     with open(path, encoding="utf-8") as f:
         for line in f:
             parts = line.split()
-            if not parts:
-                continue
-            mol = Chem.MolFromSmiles(parts[0])
-            if mol is None or mol_to_graph(mol, elements, max_atoms) is None:
-                continue
-            out.add(Chem.MolToSmiles(mol))
+            mol = Chem.MolFromSmiles(parts[0]) if parts else None
+            if mol is not None:
+                out.add(Chem.MolToSmiles(mol))
     return tuple(sorted(out))
+
+
+@functools.lru_cache(maxsize=None)
+def reference_molecules(
+    elements: tuple[str, ...], max_atoms: int, chemistry: str = "plausible"
+) -> tuple[str, ...]:
+    """The NCI molecules (`nci_molecules`) in molgraph's state space: ≤ max_atoms heavy atoms of
+    `elements`, neutral, default valences, connected and, with chemistry="plausible", free of
+    rule violations; sorted (~400 for 9 atoms of C, N, O, F)."""
+    out = []
+    for s in nci_molecules():
+        mol = Chem.MolFromSmiles(s)
+        g = mol_to_graph(mol, elements, max_atoms)
+        if g is not None and not graph_violations(*g, elements, chemistry):
+            out.append(s)
+    return tuple(out)
 
 
 def draw_grid(
@@ -430,3 +611,14 @@ def draw_grid(
         with open(path, "wb") as f:
             f.write(img.data)
     return path
+
+
+def log_count(atoms: np.ndarray, bonds: np.ndarray) -> float:
+    """log c(G) (`count_labelled_graphs`), cached keyed by the raw arrays."""
+    key = (atoms.tobytes(), bonds.tobytes())
+    if key not in _COUNT_CACHE:
+        _COUNT_CACHE[key] = math.log(count_labelled_graphs(atoms, bonds))
+    return _COUNT_CACHE[key]
+
+
+_COUNT_CACHE: dict[tuple, float] = {}

@@ -14,6 +14,23 @@ Forward actions (A = K + N·K + P + 1, P = N(N−1)/2 atom pairs i < j):
   K + N·K + p       raise the bond order of pair p = (i, j) by one: a ring closure (0 → 1) or a
                     multiple bond (i < j < n, f_i ≥ 1, f_j ≥ 1, order < 3)
   A − 1             stop (n ≥ 1)
+With `chemistry="plausible"` (default) an action is also valid only if its child obeys the
+chemistry rules B1–B5 of `gfnjax.envs.chem` (no halogen bonded to anything but carbon, no O–O,
+no N=O, no N≡N, heteroatom multiple bonds only N=N, no multiple bond in a 3-ring, no cumulated
+multiple bonds, no triple bond in a ring, no heteroatom–heteroatom bond in a 3- or 4-ring), all
+checked in jnp:
+  add (i, k)        bond_order_table[e_i, k] ≥ 1                                            (B1)
+  close (i, j)      table ≥ 1; no common neighbour c of i, j with a multiple bond to i or j (B2);
+                    no triple bond on a path i ⇝ j, i.e. no triple edge separating i and j (B4:
+                    reachability in the graph minus that edge, by repeated boolean squaring);
+                    the new 3- and 4-rings (walks i–c–j, i–c–d–j: counts from A², A³ of the
+                    adjacency A) hold no heteroatom–heteroatom bond, including (i, j) (B5)
+  1 → 2 on (i, j)   table ≥ 2; (i, j) in no 3-ring (B2); neither i nor j has a multiple bond (B3)
+  2 → 3 on (i, j)   table ≥ 3; (i, j) is a bridge (B4)
+Every rule is closed under the backward moves (removing a bond or a leaf, lowering an order), so
+the valid states form a down-closed set, the forward mask is exactly "the child is valid", and
+the backward mask needs no change: backward actions stay exact inverses and every valid state is
+reachable. `chemistry="unrestricted"` keeps the whole valence-masked labelled-graph space.
 Backward actions (A_b = P + 2):
   p < P             lower the order of pair p by one; lowering 1 → 0 is valid only if atom j
                     keeps an earlier neighbour (below)
@@ -38,7 +55,9 @@ number of non-isomorphic Kekulé bond-order graphs of M (1 unless M is aromatic 
 Kekulé structures). Metrics are reported over canonical SMILES.
 
 Reward (host RDKit via one `jax.pure_callback` per batch, cached by canonical SMILES, see
-`gfnjax.chem`): score s(x) ∈ [0, 1] (`score`: "qed" default, "sa", "qed_sa"), tempered as
+`gfnjax.envs.chem`): score s(x) ∈ [0, 1] (`score`: "qed" default; "sa" = (10 − SA)/9;
+"qed_sa" = QED·(10 − SA)/9; "qed_alerts" = QED·½^a; "drug_like" = QED·(10 − SA)/9·½^a with a the
+number of PAINS/Brenk alerts; or any name added with `chem.register_score`), tempered as
 log R = β·s ("exp", R = exp(β·score) as in docs/methods.md §4) or β·log max(s, 1e−6) ("power",
 R = s^β). β = 10 by default (seed papers use β ∈ {4, 8, 10, 16}); β is static (a field of the
 env), so a β sweep is one program per value. The mask makes every graph a valid molecule;
@@ -51,6 +70,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import ClassVar
 
 import jax
@@ -79,7 +99,10 @@ class MolGraph(Env):
     Attributes:
       max_atoms: N heavy atoms at most (2..12); 9 = QM9-like.
       elements: element symbols (from `chem.VALENCE`); C, N, O, F as in QM9.
-      score: "qed" (default), "sa" or "qed_sa" (QED · (10 − SA)/9), see `gfnjax.chem`.
+      chemistry: "plausible" (default: masks enforce the rules B1–B5 of `gfnjax.envs.chem`) or
+        "unrestricted" (valence rule only: every neutral labelled graph).
+      score: "qed" (default), "sa", "qed_sa", "qed_alerts", "drug_like" or a registered score
+        (`gfnjax.envs.chem`, formulas in the module docstring).
       transform: "exp" (log R = β·s, docs/methods.md §4) or "power" (log R = β·log s).
       beta: reward exponent β > 0; 10 (seed papers use 4, 8, 10, 16).
       graph_identity: "labelled" (π over labelled graphs) or "molecule" (reward / c(G)).
@@ -88,11 +111,12 @@ class MolGraph(Env):
         15% of QED in the filtered NCI test set).
       test_size: held-out test molecules for the correlation metric (≤ available; 128).
       mc_samples: backward trajectories per test molecule for log P_θ(x) (8).
-      top_k: k of the top-k reward metric (10).
+      top_k: k of the top-k reward metric (100).
     """
 
     max_atoms: int = 9
     elements: tuple[str, ...] = ("C", "N", "O", "F")
+    chemistry: str = "plausible"
     score: str = "qed"
     transform: str = "exp"
     beta: float = 10.0
@@ -101,7 +125,7 @@ class MolGraph(Env):
     mode_threshold: float = 0.55
     test_size: int = 128
     mc_samples: int = 8
-    top_k: int = 10
+    top_k: int = 100
 
     name: ClassVar[str] = "molgraph"
     default_torso: ClassVar[str] = "graph"
@@ -125,7 +149,8 @@ class MolGraph(Env):
                 f"MolGraph.elements must be distinct symbols from {sorted(chem.VALENCE)}, "
                 f"got {self.elements!r}"
             )
-        check_choice(self, "score", tuple(chem.SCORES))
+        check_choice(self, "chemistry", chem.CHEMISTRY)
+        chem.check_score(self.score)
         check_choice(self, "transform", ("exp", "power"))
         check_choice(self, "graph_identity", ("labelled", "molecule"))
         check_range(self, "beta", 0.0, None, lo_open=True)
@@ -247,24 +272,86 @@ class MolGraph(Env):
             done=state.done & ~unstop,
         )
 
+    def _order_table(self) -> jax.Array:
+        """int32[K+1, K+1]: highest bond order per element pair (rule B1; 3 if unrestricted)."""
+        return jnp.asarray(chem.bond_order_table(self.elements, self.chemistry))
+
     def _forward_mask(self, state):
         N, K = self.max_atoms, self.num_elements
+        B = state.atoms.shape[0]
         pi, pj = self._pairs()
         n = self.num_atoms(state)
         free = self.free_valence(state)
+        table = self._order_table()
         idx = jnp.arange(N)
-        place = jnp.broadcast_to((n == 0)[:, None], (n.shape[0], K))
+        place = jnp.broadcast_to((n == 0)[:, None], (B, K))
         add_at = (idx[None, :] < n[:, None]) & (n < N)[:, None] & (free >= 1)
-        add = jnp.repeat(add_at, K, axis=1)
+        add = (add_at[:, :, None] & (table[state.atoms][:, :, 1:] >= 1)).reshape(B, N * K)
         order = state.bonds[:, pi, pj]
+        max_order = jnp.minimum(table[state.atoms[:, pi], state.atoms[:, pj]], MAX_ORDER)
         raise_ = (
             (pj[None, :] < n[:, None])
             & (free[:, pi] >= 1)
             & (free[:, pj] >= 1)
-            & (order < MAX_ORDER)
+            & (order < max_order)
         )
+        if self.chemistry == "plausible":
+            raise_ = raise_ & self._ring_rules(state, order)
         stop = (n >= 1)[:, None]
         return jnp.concatenate([place, add, raise_, stop], axis=-1)
+
+    def _ring_rules(self, state, order):
+        """bool[B, P]: raising pair p keeps rules B2–B5 (module docstring), given a valid state.
+
+        B3 makes the multiple bonds of a valid state a matching, so there are at most ⌊N/2⌋ of
+        them; for each, reachability in the graph minus that edge ([B, ⌊N/2⌋, N, N], repeated
+        boolean squaring) tells whether it is a bridge and which pairs it separates.
+        """
+        N, P = self.max_atoms, self.num_pairs
+        pi, pj = self._pairs()
+        bonds = state.bonds
+        bi, bj = bonds[:, pi, :], bonds[:, pj, :]  # [B, P, N]: bonds of i and of j to every c
+        common = (bi > 0) & (bj > 0)
+        close_ok = ~jnp.any(common & ((bi >= 2) | (bj >= 2)), -1)  # B2 for a new 3-ring
+        has_multiple = jnp.any(bonds >= 2, -1)  # [B, N]
+        double_ok = ~jnp.any(common, -1) & ~has_multiple[:, pi] & ~has_multiple[:, pj]  # B2, B3
+        # B4: the (≤ N/2) multiple edges, each removed in turn
+        Q = max(N // 2, 1)
+        _, q = jax.lax.top_k((order >= 2).astype(jnp.int32), Q)  # [B, Q] pair indices
+        q_order = jnp.take_along_axis(order, q, axis=1)
+        qi, qj = pi[q], pj[q]
+        ui = jax.nn.one_hot(qi, N, dtype=bool)
+        uj = jax.nn.one_hot(qj, N, dtype=bool)
+        cut = (ui[..., :, None] & uj[..., None, :]) | (uj[..., :, None] & ui[..., None, :])
+        g = ((bonds > 0)[:, None] & ~cut) | jnp.eye(N, dtype=bool)
+        reach = g.astype(jnp.float32)
+        for _ in range(max(1, math.ceil(math.log2(max(N - 1, 1))))):
+            reach = (reach @ reach > 0).astype(jnp.float32)
+        conn = reach > 0  # [B, Q, N, N]: connected in the graph minus edge q
+        bridge = ~jnp.take_along_axis(
+            jnp.take_along_axis(conn, qi[..., None, None], axis=2)[:, :, 0], qj[..., None], axis=2
+        )[..., 0]  # [B, Q]
+        separated = ~conn[:, :, pi, pj]  # [B, Q, P]
+        close_ok = close_ok & ~jnp.any((q_order == 3)[..., None] & separated, axis=1)
+        # B5: walks of length 2 and 3 from i to j (simple paths, as i, j are not yet bonded) are
+        # the new 3- and 4-rings; compare counts over all bonds A and over bonds C that do not
+        # join two heteroatoms
+        hetero = jnp.asarray([False] + [e != "C" for e in self.elements])[state.atoms]  # [B, N]
+        A = (bonds > 0).astype(jnp.float32)
+        C = A * ~(hetero[:, :, None] & hetero[:, None, :])
+        A2, C2 = A @ A, C @ C
+        A3, C3 = A2 @ A, C2 @ C
+
+        def at(m):
+            return m[:, pi, pj]
+
+        small_ring = (at(A2) + at(A3)) > 0
+        both = hetero[:, pi] & hetero[:, pj]
+        b5_ok = ~(both & small_ring) & (at(A2) == at(C2)) & (at(A3) == at(C3))
+        close_ok = close_ok & b5_ok
+        is_q = (q[..., None] == jnp.arange(P)) & (q_order >= 2)[..., None]  # [B, Q, P]
+        triple_ok = jnp.any(is_q & bridge[..., None], axis=1)
+        return jnp.where(order == 0, close_ok, jnp.where(order == 1, double_ok, triple_ok))
 
     def _backward_mask(self, state):
         N = self.max_atoms
@@ -322,23 +409,19 @@ class MolGraph(Env):
     def score_states(self, state) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(score float32[B], ok bool[B], log c(G) float32[B]) via one host RDKit callback."""
         compute = self.num_atoms(state) >= 1
-        host = functools.partial(
-            chem.timed(chem.score_graphs),
-            elements=self.elements,
-            score=self.score,
-            with_count=self.graph_identity == "molecule",
-        )
         shape = compute.shape
         out = (
             jax.ShapeDtypeStruct(shape, jnp.float32),
             jax.ShapeDtypeStruct(shape, jnp.bool_),
             jax.ShapeDtypeStruct(shape, jnp.float32),
         )
+        host = functools.partial(chem.timed(_host_scores), env=self)
         return jax.pure_callback(
             host, out, state.atoms, state.bonds, compute, vmap_method="broadcast_all"
         )
 
     def log_reward_from_score(self, score: jax.Array) -> jax.Array:
+        """log R = β·s ("exp") or β·log max(s, 1e−6) ("power")."""
         if self.transform == "exp":
             return self.beta * score
         return self.beta * jnp.log(jnp.maximum(score, 1e-6))
@@ -349,6 +432,33 @@ class MolGraph(Env):
         if self.graph_identity == "molecule":
             log_r = log_r - log_c
         return jnp.where(ok, log_r, self.invalid_log_reward).astype(jnp.float32)
+
+    # --- molecule capabilities (gfnjax.envs.base) ----------------------------------------------
+    @property
+    def molecular(self) -> bool:
+        return True
+
+    @property
+    def score_name(self) -> str:
+        return self.score
+
+    def molecule_arrays(self, state):
+        return state.atoms, state.bonds
+
+    def host_molecules(self, arrays):
+        atoms, bonds = (np.asarray(a, np.int32) for a in arrays)
+        return [_graph_entry(a, b, self.elements) for a, b in zip(atoms, bonds)]
+
+    @property
+    def num_test_trajectories(self) -> int:
+        return self.mc_samples
+
+    def test_set(self):
+        """The first `test_size` reference molecules (RDKit's NCI sample within this state space,
+        `chem.reference_molecules`) in a seeded random order, as terminal states; None when fewer
+        than 3 exist."""
+        smiles = held_out_smiles(self)
+        return state_from_smiles(self, smiles) if len(smiles) >= 3 else None
 
     # --- enumeration (tiny instances) ------------------------------------------------------------
     @property
@@ -410,11 +520,6 @@ class MolGraph(Env):
         # terminals are the non-empty states, in key order (the empty graph has key 0, first)
         return jnp.maximum(self.state_index(state) - 1, 0).astype(jnp.int32)
 
-    # --- capabilities ----------------------------------------------------------------------
-    @property
-    def molecular(self) -> bool:
-        return True
-
 
 @functools.lru_cache(maxsize=8)
 def _enumerate(env: MolGraph):
@@ -459,17 +564,60 @@ def _enumerate(env: MolGraph):
     return keys, atoms, bonds
 
 
+# Raw graph bytes -> (canonical SMILES, molecule) or None (empty or rejected by RDKit).
+_GRAPH_CACHE: dict[tuple, tuple | None] = {}
+
+
+def _graph_entry(atoms: np.ndarray, bonds: np.ndarray, elements: tuple[str, ...]):
+    key = (elements, atoms.tobytes(), bonds.tobytes())
+    if key not in _GRAPH_CACHE:
+        mol = chem.graph_to_mol(atoms, bonds, elements)
+        _GRAPH_CACHE[key] = None if mol is None else (chem.canonical_smiles(mol), mol)
+    return _GRAPH_CACHE[key]
+
+
+def _host_scores(atoms, bonds, compute, env: MolGraph):
+    """Host batch scorer: atoms int[..., N], bonds int[..., N, N], compute bool[...] ->
+    (score float32[...], ok bool[...], log c(G) float32[...]). Rows with compute False or rejected
+    by RDKit get score 0, ok False; log c(G) only for graph_identity="molecule", else 0."""
+    shape = compute.shape
+    N = atoms.shape[-1]
+    atoms = np.asarray(atoms, np.int32).reshape(-1, N)
+    bonds = np.asarray(bonds, np.int32).reshape(-1, N, N)
+    compute = np.asarray(compute, bool).reshape(-1)
+    rows = np.nonzero(compute)[0]
+    entries = env.host_molecules((atoms[rows], bonds[rows]))
+    score = np.zeros(compute.shape, np.float32)
+    ok = np.zeros(compute.shape, bool)
+    score[rows], ok[rows] = chem.score_rows(entries, env.score)
+    log_c = np.zeros(compute.shape, np.float32)
+    if env.graph_identity == "molecule":
+        for b in rows[ok[rows]]:
+            log_c[b] = chem.log_count(atoms[b], bonds[b])
+    return score.reshape(shape), ok.reshape(shape), log_c.reshape(shape)
+
+
+def held_out_smiles(env: MolGraph) -> tuple[str, ...]:
+    """The fixed held-out test set: env.test_size reference molecules in a seeded order."""
+    ref = list(chem.reference_molecules(env.elements, env.max_atoms, env.chemistry))
+    order = np.random.default_rng(0).permutation(len(ref))
+    return tuple(ref[i] for i in order[: env.test_size])
+
+
 def state_from_smiles(env: MolGraph, smiles) -> MolGraphState:
-    """Terminal states of molecules given as SMILES (must be in the state space)."""
+    """Terminal states of molecules given as SMILES (must be in the state space, including the
+    chemistry rules of `env.chemistry`)."""
     from rdkit import Chem
 
     atoms, bonds = [], []
     for s in smiles:
         g = chem.mol_to_graph(Chem.MolFromSmiles(s), env.elements, env.max_atoms)
-        if g is None:
+        bad = [] if g is None else chem.graph_violations(*g, env.elements, env.chemistry)
+        if g is None or bad:
             raise ValueError(
-                f"{s!r} is not in the molgraph state space "
-                f"(elements {env.elements}, max_atoms {env.max_atoms})"
+                f"{s!r} is not in the molgraph state space (elements {env.elements}, "
+                f"max_atoms {env.max_atoms}, chemistry {env.chemistry!r}{': ' if bad else ''}"
+                f"{', '.join(bad)})"
             )
         atoms.append(g[0])
         bonds.append(g[1])

@@ -1,27 +1,34 @@
-"""Molecule metrics for `molgraph`, evaluated inside the jitted training loop
-(docs/methods.md §4–5).
+"""Molecule metrics of the molecular environments (`molgraph`, `fragments`), evaluated inside the
+jitted training loop (docs/methods.md §4–5).
 
-RDKit work (canonical SMILES, score, Morgan fingerprint) happens in one `jax.pure_callback` per
-batch (`chem.describe_graphs`, cached by SMILES); everything else is jnp, so the metric carries
-live on device and vmap over seeds.
+They use only the environment's declared molecule capabilities (gfnjax.envs.base:
+`molecule_arrays`, `host_molecules`, `score_name`, `log_reward_from_score`, `mode_threshold`,
+`top_k`, `test_set`). RDKit work (molecule, canonical SMILES, score, Morgan fingerprint and, at
+evaluations, SA score and structural alerts) happens in one `jax.pure_callback` per batch, cached
+by SMILES; everything else is jnp, so the metric carries live on device and vmap over seeds.
 
 Every training iteration (`update`, on the batch's terminal states):
-  modes     a sampled molecule becomes a mode when score ≥ env.mode_threshold and its Tanimoto
-            similarity (Morgan r=2, 1024 bits) to every earlier mode is < 0.7; molecules are
-            scanned in sampling order, so the count is the number of modes *discovered*.
-  top-k     the k best distinct molecules (by canonical-SMILES hash) sampled so far:
-            top_k_score = mean score, top_k_reward = mean R = mean exp(log R(score)).
+  modes       a sampled molecule becomes a mode when its score s(x) ≥ env.mode_threshold and its
+              Tanimoto similarity (Morgan r=2, 1024 bits) to every earlier mode is < 0.7;
+              molecules are scanned in sampling order, so the count is the number of
+              Tanimoto-separated modes *discovered* so far (at most MAX_MODES).
+  top-k       the k = env.top_k (100) best distinct molecules (canonical-SMILES hash) so far:
+              top_k_score = mean s, top_k_reward = mean R = mean exp(log R(s)) over them.
 At every evaluation (`compute`, on a fresh batch of `eval_batch_size` forward samples):
-  validity  fraction of samples RDKit accepts (1 by construction; anything else is a bug);
-  uniqueness distinct canonical SMILES / samples;
-  novelty   fraction of valid samples absent from the reference set (the filtered RDKit NCI
-            sample, `chem.reference_molecules`);
-  mean_score mean score of the samples;
+  validity    fraction of samples RDKit accepts (1 by construction; anything else is a bug);
+  uniqueness  distinct canonical SMILES / samples;
+  novelty     fraction of valid samples absent from RDKit's shipped NCI sample
+              (`chem.nci_molecules`, ~5000 molecules);
+  diversity   internal diversity = 1 − mean_{i ≠ j} Tanimoto(fp_i, fp_j) over the valid samples
+              (duplicates included, so a collapsed sampler scores low);
+  mean_score  mean s(x) of the valid samples; mean_sa: mean SA score ∈ [1, 10] (RDKit Contrib
+              sascorer; lower = easier to make);
+  filter_pass fraction of valid samples matching no PAINS (A/B/C) or Brenk alert (RDKit
+              FilterCatalog);
   pearson, spearman   correlation between log R(x) and the Monte-Carlo estimate
-            log P_θ(x) ≈ logmeanexp_i [log P_F(τ_i) − log P_B(τ_i|x)], τ_i ~ P_B(·|x)
-            (`rollout.sample_backward`, env.mc_samples each), on a fixed held-out test set: the
-            first env.test_size molecules of the reference set in a seeded random order, each as
-            the labelled graph of `chem.mol_to_graph` (docs/methods.md §5).
+              log P_θ(x) ≈ logmeanexp_i [log P_F(τ_i) − log P_B(τ_i|x)], τ_i ~ P_B(·|x)
+              (env.num_test_trajectories each) on env.test_set(), with the one tie-aware
+              implementation of gfnjax.metrics.stats; test_log_prob = mean log P_θ(x).
 """
 
 from __future__ import annotations
@@ -33,34 +40,54 @@ import jax.numpy as jnp
 import numpy as np
 
 from gfnjax.envs import chem
-from gfnjax.envs.molgraph import state_from_smiles
 from gfnjax.metrics.base import Metric
 from gfnjax.metrics.stats import pearson, spearman
 from gfnjax.rollout import evaluate, sample_backward, sample_forward
 from gfnjax.utils import logmeanexp
 
-TANIMOTO_MAX = 0.7  # mode novelty threshold (docs/methods.md §4)
+TANIMOTO_MAX = 0.7  # mode separation threshold (docs/methods.md §4)
 MAX_MODES = 1024  # capacity of the on-device mode buffer
 
 
-def describe(env, state):
-    """(ok bool[B], score float32[B], hash int32[B], fp uint32[B, 32], novel bool[B]) of states."""
-    ref = frozenset(chem.reference_molecules(env.elements, env.max_atoms))
-    host = functools.partial(
-        chem.timed(chem.describe_graphs), elements=env.elements, score=env.score, reference=ref
-    )
-    shape = state.done.shape
+@functools.lru_cache(maxsize=1)
+def nci_reference() -> frozenset:
+    return frozenset(chem.nci_molecules())
+
+
+def _host_describe(compute, *arrays, env, full: bool):
+    shape = compute.shape
+    arrays = [np.asarray(a).reshape((-1,) + a.shape[len(shape) :]) for a in arrays]
+    compute = np.asarray(compute, bool).reshape(-1)
+    rows = np.nonzero(compute)[0]
+    entries = env.host_molecules(tuple(a[rows] for a in arrays))
+    part = chem.describe_entries(entries, env.score_name, full, nci_reference())
+    outs = []
+    for x in part:
+        full_x = np.zeros(compute.shape + x.shape[1:], x.dtype)
+        if x.dtype == np.int32:
+            full_x[:] = -1
+        full_x[rows] = x
+        outs.append(full_x.reshape(shape + x.shape[1:]))
+    return tuple(outs)
+
+
+def describe(env, state, full: bool = False):
+    """(ok bool[B], score float32[B], hash int32[B], fp uint32[B, 32], novel bool[B],
+    sa float32[B], clean bool[B]) of states; novel/sa/clean are zeros unless `full`."""
+    arrays = env.molecule_arrays(state)
+    compute = ~env.is_initial(state)
+    shape = compute.shape
     out = (
         jax.ShapeDtypeStruct(shape, jnp.bool_),
         jax.ShapeDtypeStruct(shape, jnp.float32),
         jax.ShapeDtypeStruct(shape, jnp.int32),
         jax.ShapeDtypeStruct(shape + (chem.FP_WORDS,), jnp.uint32),
         jax.ShapeDtypeStruct(shape, jnp.bool_),
+        jax.ShapeDtypeStruct(shape, jnp.float32),
+        jax.ShapeDtypeStruct(shape, jnp.bool_),
     )
-    compute = env.num_atoms(state) >= 1
-    return jax.pure_callback(
-        host, out, state.atoms, state.bonds, compute, vmap_method="broadcast_all"
-    )
+    host = functools.partial(chem.timed(_host_describe), env=env, full=full)
+    return jax.pure_callback(host, out, compute, *arrays, vmap_method="broadcast_all")
 
 
 def tanimoto(fp: jax.Array, fps: jax.Array) -> jax.Array:
@@ -68,6 +95,15 @@ def tanimoto(fp: jax.Array, fps: jax.Array) -> jax.Array:
     inter = jax.lax.population_count(fp[None] & fps).sum(-1)
     union = jax.lax.population_count(fp[None] | fps).sum(-1)
     return jnp.where(union > 0, inter / jnp.maximum(union, 1), 0.0).astype(jnp.float32)
+
+
+def internal_diversity(ok: jax.Array, fp: jax.Array) -> jax.Array:
+    """1 − mean_{i ≠ j, both ok} Tanimoto(fp_i, fp_j); 0 with fewer than 2 valid samples."""
+    sim = jax.vmap(tanimoto, in_axes=(0, None))(fp, fp)  # [n, n]
+    pair = ok[:, None] & ok[None, :] & ~jnp.eye(ok.shape[0], dtype=bool)
+    n_pairs = pair.sum()
+    mean_sim = jnp.where(pair, sim, 0.0).sum() / jnp.maximum(n_pairs, 1)
+    return jnp.where(n_pairs > 0, 1.0 - mean_sim, 0.0)
 
 
 def add_modes(modes, count, ok, score, fp, threshold):
@@ -97,26 +133,18 @@ def merge_top_k(top_score, top_hash, ok, score, hash_):
     return top, h[idx]
 
 
-def test_set_smiles(env) -> tuple[str, ...]:
-    """The fixed held-out test set: env.test_size reference molecules in a seeded order."""
-    ref = list(chem.reference_molecules(env.elements, env.max_atoms))
-    order = np.random.default_rng(0).permutation(len(ref))
-    return tuple(ref[i] for i in order[: env.test_size])
-
-
 class MoleculeMetrics(Metric):
-    """Modes, top-k, validity/uniqueness/novelty and test-set correlation; see module docstring."""
+    """Modes, top-k, validity/uniqueness/novelty/diversity/SA/filters and test-set correlation;
+    see the module docstring."""
 
     def __init__(self, env, eval_batch_size: int):
         self.env = env
         self.eval_batch_size = eval_batch_size
-        self.test_smiles = test_set_smiles(env)
-        self.test_state = None
+        test = env.test_set()
+        self.test_state = None if test is None else jax.tree.map(np.asarray, test)
         self.test_log_reward = None
-        if len(self.test_smiles) >= 3:
-            st = state_from_smiles(env, self.test_smiles)
-            self.test_state = jax.tree.map(np.asarray, st)
-            self.test_log_reward = np.asarray(env.log_reward(st))  # host, once
+        if test is not None:
+            self.test_log_reward = np.asarray(env.log_reward(test))  # host, once
 
     def init(self):
         k = self.env.top_k
@@ -128,8 +156,7 @@ class MoleculeMetrics(Metric):
         )
 
     def update(self, carry, info):
-        x = info.terminals
-        ok, score, hash_, fp, _ = describe(self.env, x)
+        ok, score, hash_, fp, *_ = describe(self.env, info.terminals)
         modes, num = add_modes(
             carry["modes"], carry["num_modes"], ok, score, fp, self.env.mode_threshold
         )
@@ -137,7 +164,7 @@ class MoleculeMetrics(Metric):
         return dict(modes=modes, num_modes=num, top_score=top_score, top_hash=top_hash)
 
     def correlation(self, policy, key):
-        env, M = self.env, self.env.mc_samples
+        env, M = self.env, self.env.num_test_trajectories
         x = jax.tree.map(lambda a: jnp.repeat(jnp.asarray(a), M, axis=0), self.test_state)
         uniform_pb = policy(jnp.zeros((1, env.obs_dim), jnp.float32))[1] is None
         if uniform_pb:
@@ -148,34 +175,42 @@ class MoleculeMetrics(Metric):
         else:
             traj = sample_backward(env, key, x, policy)
             log_pf = traj.log_pf
-        log_w = (log_pf - traj.log_pb).sum(-1).reshape(-1, M)
+        log_w = jnp.where(traj.mask, log_pf - traj.log_pb, 0.0).sum(-1).reshape(-1, M)
         log_p = logmeanexp(log_w, axis=-1)
         log_r = jnp.asarray(self.test_log_reward)
         return {
             "pearson": pearson(log_r, log_p),
             "spearman": spearman(log_r, log_p),
-            "test_log_p_mean": log_p.mean(),
+            "test_log_prob": log_p.mean(),
         }
 
     def compute(self, carry, algo, state, key):
         k_f, k_b = jax.random.split(key)
         policy = algo.policy_fn(state)
         traj = sample_forward(self.env, k_f, policy, self.eval_batch_size)
-        ok, score, hash_, _, novel = describe(self.env, traj.final_state)
+        ok, score, hash_, fp, novel, sa, clean = describe(self.env, traj.final_state, full=True)
         n = ok.shape[0]
         h = jnp.sort(jnp.where(ok, hash_, -1))
         distinct = jnp.sum((h[1:] != h[:-1]) & (h[1:] >= 0)) + (h[0] >= 0)
         n_ok = jnp.maximum(ok.sum(), 1)
         finite = jnp.isfinite(carry["top_score"])
         n_top = jnp.maximum(finite.sum(), 1)
-        top_r = jnp.exp(self.env.log_reward_from_score(jnp.where(finite, carry["top_score"], 0.0)))
+        top_s = jnp.where(finite, carry["top_score"], 0.0)
+        top_r = jnp.exp(self.env.log_reward_from_score(top_s))
+
+        def mean_ok(x):
+            return jnp.where(ok, x, 0).sum() / n_ok
+
         out = {
             "modes": carry["num_modes"].astype(jnp.float32),
             "validity": ok.mean(),
             "uniqueness": distinct / n,
-            "novelty": jnp.where(ok, novel, False).sum() / n_ok,
-            "mean_score": jnp.where(ok, score, 0.0).sum() / n_ok,
-            "top_k_score": jnp.where(finite, carry["top_score"], 0.0).sum() / n_top,
+            "novelty": mean_ok(novel),
+            "diversity": internal_diversity(ok, fp),
+            "mean_score": mean_ok(score),
+            "mean_sa": mean_ok(sa),
+            "filter_pass": mean_ok(clean),
+            "top_k_score": jnp.where(finite, top_s, 0.0).sum() / n_top,
             "top_k_reward": jnp.where(finite, top_r, 0.0).sum() / n_top,
         }
         if self.test_state is not None:
@@ -184,22 +219,25 @@ class MoleculeMetrics(Metric):
 
 
 def top_samples(env, policy, key, num_samples: int = 256, n: int = 16):
-    """Sample `num_samples` molecules, return the n best distinct as (SMILES, score) lists."""
+    """Sample `num_samples` molecules; return the n best distinct as (SMILES list, score list)."""
     traj = jax.jit(lambda k: sample_forward(env, k, policy, num_samples))(key)
     x = jax.device_get(traj.final_state)
-    found = {}
-    for a, b in zip(x.atoms, x.bonds):
-        mol = chem.graph_to_mol(a, b, env.elements)
-        if mol is None:
-            continue
-        s = chem.canonical_smiles(mol)
-        found[s] = chem.score_smiles(s, env.score, mol)
+    entries = [e for e in env.host_molecules(env.molecule_arrays(x)) if e is not None]
+    found = dict(zip((s for s, _ in entries), chem.score_entries(entries, env.score_name)))
     best = sorted(found.items(), key=lambda kv: -kv[1])[:n]
-    return [s for s, _ in best], [v for _, v in best]
+    return [s for s, _ in best], [float(v) for _, v in best]
 
 
-def draw_top_samples(env, policy, key, path: str, num_samples: int = 256, n: int = 16) -> str:
-    """Report helper: RDKit grid image (PNG) of the n best distinct sampled molecules."""
+def draw_top_samples(env, policy, key, path: str, num_samples: int = 256, n: int = 16):
+    """Report helper: RDKit grid image (PNG) of the n best distinct sampled molecules, legends
+    with the score, SA and alerts. Returns (path, smiles, rule violations per molecule)."""
+    from rdkit import Chem
+
     smiles, scores = top_samples(env, policy, key, num_samples, n)
-    legends = [f"{s}  {env.score}={v:.3f}" for s, v in zip(smiles, scores)]
-    return chem.draw_grid(smiles, legends, path)
+    legends = [
+        f"{env.score_name}={v:.3f} SA={chem.mol_property('sa', s):.1f} "
+        f"alerts={chem.mol_property('alerts', s):.0f}"
+        for s, v in zip(smiles, scores)
+    ]
+    violations = [chem.rule_violations(Chem.MolFromSmiles(s)) for s in smiles]
+    return chem.draw_grid(smiles, legends, path), smiles, violations

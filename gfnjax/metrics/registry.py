@@ -91,7 +91,9 @@ _ALL = [
         "diversity", "higher", "mean pairwise Tanimoto distance (Morgan r=2) of samples", True, True
     ),
     MetricInfo("mean_score", "higher", "mean score of the samples", True),
-    MetricInfo("mean_sa", "lower", "mean SA score of the samples (1 = easy, 10 = hard)", True),
+    MetricInfo(
+        "mean_sa", "lower", "mean SA score of the samples (1 = easy, 10 = hard)", True, True
+    ),
     MetricInfo(
         "filter_pass", "higher", "fraction of samples passing the PAINS/Brenk filters", True, True
     ),
