@@ -11,7 +11,7 @@ OUT ?= results/runs.jsonl
 BENCH_ARGS = --env $(ENV) --algo $(ALGO) --seeds $(SEEDS) --out $(OUT) \
 	$(if $(ITERS),--iterations $(ITERS)) $(foreach s,$(SET),--set $(s))
 
-.PHONY: install test lint bench
+.PHONY: install test lint bench mutate
 .PHONY: sweep report bench-ci bench-ci-update
 
 install: $(VENV)/.installed
@@ -26,11 +26,18 @@ test: install
 	$(PY) -m pytest -n 2 tests
 
 lint: install
-	$(VENV)/bin/ruff check gfnjax tests benchmarks
-	$(VENV)/bin/ruff format --check gfnjax tests benchmarks
+	$(VENV)/bin/ruff check gfnjax tests benchmarks tools
+	$(VENV)/bin/ruff format --check gfnjax tests benchmarks tools
 
 bench: install
 	$(PY) -m gfnjax.bench $(BENCH_ARGS)
+
+# Mutation testing (docs/mutation.md; not part of CI, about an hour on 2 cores): each mutant of
+# tools/mutants.py in a temporary copy, its tests only; prints the score and the survivors and
+# updates docs/mutation.md. `make mutate ONLY="ppo elbo"` runs the mutants whose id contains them.
+ONLY ?=
+mutate: install
+	nice -n 10 $(PY) tools/mutate.py $(if $(ONLY),--only $(ONLY))
 
 # Sweeps and reports (docs/harness.md): `make sweep CONFIG=benchmarks/example_sweep.yaml`,
 # then `make report RESULTS=results/example.jsonl REPORT=results/report`.
