@@ -177,9 +177,11 @@ def test_exact_distribution_metric_against_enumeration():
         np.testing.assert_allclose(float(out[k]), v, rtol=1e-4, err_msg=f"exact {k} of P_T vs π")
     assert abs(want["kl"] - want["kl_reverse"]) > 1e-2  # the two directions differ here
     assert float(out["log_z"]) == pytest.approx(1.25)
-    assert float(out["log_z_error"]) == pytest.approx(abs(1.25 - ex["log_z"]), abs=1e-5), (
-        "log_z_error = |log Z_θ − log Z*|"
-    )
+    for log_z in (1.25, 0.5):  # above and below log Z* = log 2.9
+        out = metric.compute((), TableAlgo(pf, log_z=jnp.float32(log_z)), None, None)
+        assert float(out["log_z_error"]) == pytest.approx(abs(log_z - ex["log_z"]), abs=1e-5), (
+            "log_z_error = |log Z_θ − log Z*|"
+        )
     out = metric.compute((), TableAlgo(pf, log_z=None), None, jax.random.PRNGKey(0))
     assert "log_z_error" not in out
 
@@ -241,12 +243,16 @@ def test_modes_found_on_the_hypergrid_counts_each_mode_once():
     modes = ModesFound(env.mode_match, env.num_modes)
     mode_cells = np.nonzero(np.asarray(env.log_reward(env.enumerate_terminals())) > -0.5)[0]
     assert len(mode_cells) == env.num_modes == 4  # R0 + R1 + R2 > e^−0.5 only in the top band
-    coords = np.stack([mode_cells // 8, mode_cells % 8], -1)[[0, 0, 3]]
-    x = HypergridState(coords=jnp.asarray(coords, jnp.int32), done=jnp.ones(3, bool))
-    info = StepInfo(jnp.int32(3), jnp.int32(0), x, env.log_reward(x), {})
-    carry = modes.update(modes.init(), info)
-    carry = modes.update(carry, info)
+
+    def info(coords):
+        x = HypergridState(coords=jnp.asarray(coords, jnp.int32), done=jnp.ones(3, bool))
+        return StepInfo(jnp.int32(3), jnp.int32(0), x, env.log_reward(x), {})
+
+    found = np.stack([mode_cells // 8, mode_cells % 8], -1)[[0, 0, 3]]  # two modes, one twice
+    carry = modes.update(modes.init(), info(found))
     assert float(modes.compute(carry, None, None, None)["modes"]) == 2.0
+    carry = modes.update(carry, info(np.zeros((3, 2))))  # the origin is no mode
+    assert float(modes.compute(carry, None, None, None)["modes"]) == 2.0, "cumulative over training"
 
 
 # --- test-set correlation -------------------------------------------------------------------------

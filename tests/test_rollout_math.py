@@ -165,7 +165,7 @@ def test_recorded_log_probs_equal_the_oracle_and_evaluate(direction, learned_pb)
 
     def apply(obs):
         out = policy(obs)
-        return out[0], out[1], jnp.arange(obs.shape[0], dtype=jnp.float32)
+        return out[0], out[1], index_of(ENV, obs).astype(jnp.float32)  # log F(s) := cell of s
 
     ev = jax.jit(lambda t: evaluate(apply, t))(traj)
     np.testing.assert_allclose(
@@ -174,10 +174,10 @@ def test_recorded_log_probs_equal_the_oracle_and_evaluate(direction, learned_pb)
     np.testing.assert_allclose(
         np.asarray(ev.log_pb), want_pb, atol=1e-5, err_msg="evaluate log P_B"
     )
-    T1 = traj.horizon + 1
-    np.testing.assert_array_equal(  # log F(s_t) keeps the [B, T+1] layout of the states
-        np.asarray(ev.log_flow), np.arange(traj.batch_size * T1).reshape(-1, T1)
-    )
+    # log F(s_t) is aligned with the states s_0 … s_(length−1) (padding is unspecified)
+    cells = coords_index(np.asarray(traj.states.coords))
+    before_x = np.arange(traj.horizon + 1)[None] < np.asarray(traj.length)[:, None]
+    np.testing.assert_array_equal(np.asarray(ev.log_flow)[before_x], cells[before_x])
 
 
 def test_backward_sampler_follows_softmax_of_the_learned_backward_policy():

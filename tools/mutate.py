@@ -101,13 +101,25 @@ def run_pytest(repo: Path, tests: tuple[str, ...], timeout: float, cache: Path, 
     return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
 
 
+GENERIC = re.compile(
+    r"^(AssertionError:?\s*$|Not equal to tolerance|Mismatched elements|Max absolute|"
+    r"Max relative|Arrays are not equal|[xy]: |\(shapes|where |\+ )"
+)
+
+
 def first_failure(output: str) -> str:
-    """The first 'FAILED test - message' / 'ERROR ...' line of pytest's short summary."""
-    for line in output.splitlines():
-        if line.startswith(("FAILED ", "ERROR ")):
-            return line[:300]
-    tail = [line for line in output.splitlines() if line.strip()]
-    return tail[-1][:300] if tail else ""
+    """'test id: message' of the first failure: the test from pytest's short summary, the
+    message from the first informative 'E ' line of its traceback (e.g. an assertion's err_msg
+    naming the formula)."""
+    lines = output.splitlines()
+    test = next((ln.split(" - ")[0] for ln in lines if ln.startswith(("FAILED ", "ERROR "))), "")
+    errors = [ln[1:].strip() for ln in lines if ln.startswith("E ")]
+    msg = next((e for e in errors if e and not GENERIC.match(e)), "")
+    msg = msg.removeprefix("AssertionError: ")
+    if not test:
+        tail = [ln for ln in lines if ln.strip()]
+        return tail[-1][:300] if tail else ""
+    return f"{test.split(' ', 1)[1]}: {msg}"[:300]
 
 
 def check_stale(m: Mutant) -> str:
