@@ -314,13 +314,75 @@ class Evaluation(struct.PyTreeNode):
     log_flow: jax.Array | None
 
 
-def evaluate(apply_fn: Callable, traj: Trajectory) -> Evaluation:
-    """Run the model once on every state of the batch ([B·(T+1)] rows) and gather log-probs.
+# Packed network passes: a batch's real states (s_0 … s_n of each trajectory) are gathered into a
+# dense buffer whose size is the smallest of a few static capacities (halving from B·(T+1)), chosen
+# by `lax.switch` on the real count. Compute follows the real transitions, shapes never change,
+# nothing recompiles. Under `vmap` (seeds vmapped on accelerators) a switch on a batched index
+# runs every branch, so the harness turns packing off there (`pack=False`).
+PACK_MIN_ROWS = 8
+
+
+def pack_capacities(num_rows: int, min_rows: int) -> tuple[int, ...]:
+    """Static buffer sizes N, ⌈N/2⌉, ⌈N/4⌉, … down to `min_rows` (rounded up to multiples of 8)."""
+    caps, c = [], num_rows
+    while True:
+        caps.append(min(num_rows, -(-c // 8) * 8))
+        c = -(-c // 2)
+        if c < max(min_rows, PACK_MIN_ROWS):
+            break
+    return tuple(sorted(set(caps)))
+
+
+def apply_packed(
+    fn: Callable, x: Any, valid: jax.Array, min_rows: int = 1, pack: bool = True
+) -> Any:
+    """`fn(x)` computed only on the rows where `valid` (x: array or pytree of [N, ...] leaves,
+    valid: bool[N]).
+
+    Returns fn's output pytree with leaves [N, ...]: equal to fn(x) on valid rows (row-wise
+    functions only); invalid rows hold fn of some other row (finite, to be masked by the caller).
+    `min_rows` is a lower bound on the valid count (the smallest capacity needed); `pack=False`
+    is the padded pass fn(x).
+    """
+    N = valid.shape[0]
+    caps = pack_capacities(N, min_rows)
+    if len(caps) == 1 or not pack:
+        return fn(x)
+    count = valid.sum()
+    order = jnp.argsort(~valid, stable=True)  # valid rows first, in order
+
+    def branch(c):
+        def run(operand):
+            x, order = operand
+            if c == N:
+                return fn(x)
+            rows = order[:c]
+            out = fn(jax.tree.map(lambda a: a[rows], x))
+            return jax.tree.map(
+                lambda o: jnp.zeros((N,) + o.shape[1:], o.dtype).at[rows].set(o), out
+            )
+
+        return run
+
+    k = jnp.searchsorted(jnp.asarray(caps), count, side="left")
+    return jax.lax.switch(jnp.minimum(k, len(caps) - 1), [branch(c) for c in caps], (x, order))
+
+
+def state_validity(traj: Trajectory) -> jax.Array:
+    """bool[B, T+1]: s_t is a real state of its trajectory (t ≤ length; s_length = x)."""
+    return jnp.arange(traj.obs.shape[1])[None, :] <= traj.length[:, None]
+
+
+def evaluate(apply_fn: Callable, traj: Trajectory, pack: bool = True) -> Evaluation:
+    """Run the model once on every real state of the batch and gather log-probs.
 
     `apply_fn(obs) -> NetOutput`-like tuple (logits, backward_logits | None, log_flow | None).
+    With `pack` (default) only the Σ_b (length_b + 1) real states go through the network
+    (`apply_packed`); the result equals the padded pass over all B·(T+1) rows.
     """
     B, T1 = traj.obs.shape[:2]
-    out = apply_fn(traj.obs.reshape((B * T1,) + traj.obs.shape[2:]))
+    obs = traj.obs.reshape((B * T1,) + traj.obs.shape[2:])
+    out = apply_packed(apply_fn, obs, state_validity(traj).reshape(-1), 2 * B, pack)
     logits, back_logits, log_flow = out[0], out[1], out[2]
     log_probs = masked_log_softmax(logits.reshape(B, T1, -1), traj.forward_mask)
     log_pf = jnp.where(traj.mask, gather_last(log_probs[:, :-1], traj.actions), 0.0)

@@ -245,6 +245,14 @@ def train_seeds(
     flattened to cells), so a seed × learning-rate grid is one program. `seed_batch` chooses
     between vmapping every row (None, default) and `lax.map` over rows (see `map_rows`).
     """
-    trainer = make_trainer(algo, num_iterations, eval_every, **kwargs)
+    trainer = make_trainer(for_rows(algo, seed_batch), num_iterations, eval_every, **kwargs)
     in_axes = (0, 0 if hparams_batched else None)
     return jax.jit(map_rows(trainer.train, in_axes, seed_batch))(keys, hparams)
+
+
+def for_rows(algo: Algorithm, seed_batch: int | None) -> Algorithm:
+    """The algorithm as run by `map_rows(seed_batch)`: rows vmapped together (seed_batch None or
+    > 1) run padded network passes, since a packed pass switches on a batched index, which under
+    vmap computes every capacity (gfnjax.rollout.apply_packed); both give the same numbers."""
+    vmapped = seed_batch is None or seed_batch > 1
+    return dataclasses.replace(algo, pack=False) if vmapped and algo.pack else algo

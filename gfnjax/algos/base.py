@@ -228,6 +228,9 @@ class Algorithm:
     config: BaseConfig
     # the published preset the config started from (gfnjax.algos.presets), for the records
     preset: Any = dataclasses.field(default=None, compare=False, hash=False, repr=False)
+    # network passes on a batch's real states only (gfnjax.rollout.apply_packed); the harness
+    # turns it off when seeds are vmapped (a switch on a batched index runs every branch)
+    pack: bool = True
 
     name: ClassVar[str] = "algorithm"
     Config: ClassVar[type] = BaseConfig
@@ -273,7 +276,7 @@ class Algorithm:
 
     def evaluation(self, net_params: Any, traj: Trajectory) -> Evaluation:
         """log P_F, log P_B, log-probs and log F of a trajectory batch in one network pass."""
-        return evaluate(lambda obs: self.apply_net(net_params, obs), traj)
+        return evaluate(lambda obs: self.apply_net(net_params, obs), traj, self.pack)
 
     def s0_obs(self) -> jax.Array:
         """float32[1, D]: the observation of the initial state."""

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from gfnjax.algos.flow import FlowAlgorithm, FlowConfig
 from gfnjax.losses.flow import flow_matching
+from gfnjax.rollout import apply_packed
 from gfnjax.utils import gather_last
 
 
@@ -52,10 +53,16 @@ class FM(FlowAlgorithm):
             return env.observe(parent), env.to_forward_action(states, ba)
 
         p_obs, p_act = jax.vmap(parent_of)(jnp.arange(A_b))  # [A_b, n, D], [A_b, n]
-        p_logits = self.apply_net(params["net"], p_obs.reshape((A_b * n,) + p_obs.shape[2:])).logits
-        in_flows = gather_last(p_logits.reshape(A_b, n, -1), p_act).T.reshape(B, T1 - 1, A_b)
-        out_flows = self.apply_net(params["net"], traj.obs[:, 1:]).logits  # [B, T, A]
+        logits = lambda o: self.apply_net(params["net"], o).logits
         in_mask = traj.backward_mask[:, 1:]
+        # network passes on real rows only: valid parents of valid states, and valid states
+        real_parent = (in_mask & traj.mask[..., None]).reshape(n, A_b).T.reshape(-1)
+        flat_p = p_obs.reshape((A_b * n,) + p_obs.shape[2:])
+        p_logits = apply_packed(logits, flat_p, real_parent, B, self.pack)
+        in_flows = gather_last(p_logits.reshape(A_b, n, -1), p_act).T.reshape(B, T1 - 1, A_b)
+        out_obs = traj.obs[:, 1:].reshape((n,) + traj.obs.shape[2:])
+        out_flows = apply_packed(logits, out_obs, traj.mask.reshape(-1), B, self.pack)
+        out_flows = out_flows.reshape(B, T1 - 1, -1)  # [B, T, A]
         out_mask = traj.forward_mask[:, 1:]
         is_term = env.is_terminal(states).reshape(B, T1 - 1)
         log_r = env.log_reward(states).reshape(B, T1 - 1)

@@ -178,7 +178,7 @@ class RLB(NiuAlgorithm):
         # the backward decision that made transition t also decides t−1, …, 0: cost-to-go is
         # the forward cumulative sum; V_B(s_{t+1}) is its baseline (GAE with λ = 1)
         to_go = jnp.where(mask, jnp.cumsum(cost, axis=1), 0.0)
-        v_b = self.values(state.params["value_b"], btraj.obs)[:, 1:]
+        v_b = self.trajectory_values(state.params["value_b"], btraj)[:, 1:]
         adv = mean_center(jnp.where(mask, to_go - v_b, 0.0), mask)
         return btraj, cost, to_go, adv
 
@@ -196,7 +196,7 @@ class RLB(NiuAlgorithm):
             return self.backward_pg_loss(net_params, btraj, adv)
 
         def vb_loss(vb_params):
-            v = self.values(vb_params, btraj.obs)[:, 1:]
+            v = self.trajectory_values(vb_params, btraj)[:, 1:]
             return value_regression(v, to_go, self.backward_mask(btraj), self.config.value_average)
 
         loss, g_pb = jax.value_and_grad(pb_loss)(state.params["net"])

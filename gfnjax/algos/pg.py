@@ -45,7 +45,7 @@ from gfnjax.losses.pg import (
     value_regression,
 )
 from gfnjax.nets import ValueNet
-from gfnjax.rollout import Evaluation, Trajectory
+from gfnjax.rollout import Evaluation, Trajectory, apply_packed, state_validity
 from gfnjax.utils import check_choice, check_range
 
 sg = jax.lax.stop_gradient
@@ -146,6 +146,15 @@ class PGAlgorithm(Algorithm):
         flat = obs.reshape((-1, obs.shape[-1]))
         return self.value_net.apply(value_params, flat).reshape(obs.shape[:-1])
 
+    def trajectory_values(self, value_params: Any, traj: Trajectory) -> jax.Array:
+        """V(s_t) for every state of a batch, float[B, T+1], computed on its real states only
+        (padded positions hold finite values that every consumer masks)."""
+        B, T1 = traj.obs.shape[:2]
+        flat = traj.obs.reshape((B * T1, -1))
+        fn = lambda o: self.value_net.apply(value_params, o)
+        valid = state_validity(traj).reshape(-1)
+        return apply_packed(fn, flat, valid, 2 * B, self.pack).reshape(B, T1)
+
     def log_z(self, state: TrainState) -> jax.Array | None:
         """V(s0) (soft value of s0 → log Z at the optimum), when there is a value net."""
         if not self.uses_value:
@@ -224,7 +233,7 @@ class PGAlgorithm(Algorithm):
         return state, {"loss": loss}
 
     def value_objective(self, value_params, traj, ev_old, targets, hp):
-        v = self.values(value_params, traj.obs)  # [b, T+1]
+        v = self.trajectory_values(value_params, traj)  # [b, T+1]
         if self.value_loss == "subtb":
             # V as a log-flow with P_F and P_B fixed, V(x) := log R(x) (docs/methods.md §3.5)
             return subtrajectory_balance(
@@ -279,7 +288,7 @@ class PGAlgorithm(Algorithm):
             state, scalars = self.pb_update(state, traj, k_pb)
         ev_old = sg(self.evaluation(state.params["net"], traj))
         values = (
-            sg(self.values(state.params["value"], traj.obs))
+            sg(self.trajectory_values(state.params["value"], traj))
             if self.uses_value
             else jnp.zeros(traj.obs.shape[:2], jnp.float32)
         )

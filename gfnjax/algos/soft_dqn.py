@@ -39,7 +39,7 @@ from flax import struct
 from gfnjax import replay
 from gfnjax.algos.base import Algorithm, BaseConfig, TrainState, step_info
 from gfnjax.losses.soft_rl import munchausen_targets, soft_dqn_targets, soft_q_loss, soft_value
-from gfnjax.rollout import Trajectory
+from gfnjax.rollout import Trajectory, apply_packed, state_validity
 from gfnjax.utils import (
     check_choice,
     check_range,
@@ -286,8 +286,14 @@ class SoftRLAlgorithm(Algorithm):
         B, T1 = traj.obs.shape[:2]
         flat = lambda x: x.reshape((B * T1,) + x.shape[2:])
         obs, fmask = flat(traj.obs), flat(traj.forward_mask)
-        q = self.q_values(net_params, obs, fmask).reshape(B, T1, -1)
-        qt = self.q_values(target_params, obs, fmask).reshape(B, T1, -1)
+
+        def both(inputs):  # online and target Q on the batch's real states only
+            o, m = inputs
+            return self.q_values(net_params, o, m), self.q_values(target_params, o, m)
+
+        valid = state_validity(traj).reshape(-1)
+        q, qt = apply_packed(both, (obs, fmask), valid, 2 * B, self.pack)
+        q, qt = q.reshape(B, T1, -1), qt.reshape(B, T1, -1)
         pairs = lambda x: x.reshape((B * (T1 - 1),) + x.shape[2:])
         mask, next_mask = pairs(traj.forward_mask[:, :-1]), pairs(traj.forward_mask[:, 1:])
         q_sa = gather_last(pairs(q[:, :-1]), batch.action)

@@ -28,7 +28,7 @@ from jax.sharding import PartitionSpec as P
 from gfnjax import algos, envs
 from gfnjax.metrics import MetricsConfig
 from gfnjax.metrics.registry import progress_metrics, summary_metrics
-from gfnjax.trainer import default_seed_batch, make_trainer, map_rows
+from gfnjax.trainer import default_seed_batch, for_rows, make_trainer, map_rows
 
 DEFAULT_ITERATIONS = 2000
 DEFAULT_EVAL_EVERY = 250
@@ -305,6 +305,8 @@ def run(
     log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     mesh = device_mesh() if mesh == "auto" else mesh
     seed_batch = default_seed_batch() if seed_batch == "auto" else seed_batch
+    if len(spec.seeds) > 1:  # vmapped rows run padded passes (gfnjax.trainer.for_rows)
+        trainer = dataclasses.replace(trainer, algo=for_rows(algo, seed_batch))
     curves, timing = train_rows(
         trainer,
         spec.seeds,

@@ -63,8 +63,13 @@ def gae(
 ) -> tuple[jax.Array, jax.Array]:
     """Generalised advantage estimation with discount 1 (Schulman et al. 2016).
 
-        δ_t = g_t + V(s_{t+1}) − V(s_t),   A_t = Σ_{l≥0} λ^l δ_{t+l}   (reverse lax.scan),
+        δ_t = g_t + V(s_{t+1}) − V(s_t),   A_t = Σ_{l≥0} λ^l δ_{t+l},
         target_t = A_t + V(s_t)   (the TD(λ) return, the value regression target).
+
+    The sum is one [B, T] × [T, T] product with the triangular matrix W[t, t'] = λ^{t'−t}
+    (t' ≥ t) instead of a sequential reverse scan of T tiny steps (which dominated PPO's value
+    updates on CPU). `mask` must be a prefix of each row (valid transitions first), as in every
+    trajectory batch.
 
     V of the terminal state x and of padding is 0 (x is absorbing: its soft value is 0 and
     log R(x) is paid by the terminating transition). λ = 1 gives A_t = RTG_t − V(s_t); λ = 0 the
@@ -82,14 +87,9 @@ def gae(
     v = jnp.where(state_valid, values, 0.0)
     delta = jnp.where(mask, g + v[:, 1:] - v[:, :-1], 0.0)
     lam = jnp.asarray(lam, g.dtype)
-
-    def step(next_adv, x):
-        d, m = x
-        adv = jnp.where(m, d + lam * next_adv, 0.0)
-        return adv, adv
-
-    _, adv = jax.lax.scan(step, jnp.zeros((B,), g.dtype), (delta.T, mask.T), reverse=True)
-    adv = adv.T
+    gap = jnp.arange(T)[None, :] - jnp.arange(T)[:, None]  # t' − t
+    weights = jnp.where(gap >= 0, jnp.power(lam, jnp.maximum(gap, 0).astype(g.dtype)), 0.0)
+    adv = jnp.where(mask, delta @ weights.T, 0.0)
     return adv, jnp.where(mask, adv + v[:, :-1], 0.0)
 
 
