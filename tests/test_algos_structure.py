@@ -50,6 +50,13 @@ BATCH = jax.jit(
 )(jax.random.PRNGKey(3))
 
 
+class TableValue:
+    """Stands in for the ValueNet module: V(s) = table[cell(s)], params = the table [S]."""
+
+    def apply(self, table, obs):
+        return table[cell(obs.reshape(-1, obs.shape[-1]))].reshape(obs.shape[:-1])
+
+
 class Tabular:
     """Mixin: tables for the policy ({"pf": [S, A]}) and value ([S]) nets; the fixed BATCH."""
 
@@ -58,8 +65,9 @@ class Tabular:
         i = cell(obs.reshape(-1, obs.shape[-1]))
         return NetOutput(net_params["pf"][i].reshape(lead + (A,)), None, None)
 
-    def values(self, value_params, obs):
-        return value_params[cell(obs.reshape(-1, obs.shape[-1]))].reshape(obs.shape[:-1])
+    @property
+    def value_net(self):
+        return TableValue()
 
     def sample(self, state, key):
         return BATCH

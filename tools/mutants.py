@@ -70,8 +70,15 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "gae-lambda-dropped",
         PG_FILE,
-        "adv = jnp.where(m, d + lam * next_adv, 0.0)",
-        "adv = jnp.where(m, d + next_adv, 0.0)",
+        "weights = jnp.where(gap >= 0, jnp.power(lam, jnp.maximum(gap, 0).astype(g.dtype)), 0.0)",
+        "weights = jnp.where(gap >= 0, 1.0, 0.0)",
+        (LOSSES,),
+    ),
+    Mutant(
+        "gae-sums-the-past",
+        PG_FILE,
+        "adv = jnp.where(mask, delta @ weights.T, 0.0)",
+        "adv = jnp.where(mask, delta @ weights, 0.0)",
         (LOSSES,),
     ),
     Mutant(
@@ -390,6 +397,13 @@ MUTANTS: list[Mutant] = [
         ROLLOUT_FILE,
         "log_pf = jnp.where(traj.mask, gather_last(log_probs[:, :-1], traj.actions), 0.0)",
         "log_pf = jnp.where(traj.mask, gather_last(log_probs[:, 1:], traj.actions), 0.0)",
+        (ROLLOUT,),
+    ),
+    Mutant(
+        "apply_packed-invalid-rows-first",
+        ROLLOUT_FILE,
+        "order = jnp.argsort(~valid, stable=True)",
+        "order = jnp.argsort(valid, stable=True)",
         (ROLLOUT,),
     ),
     Mutant(
