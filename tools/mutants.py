@@ -294,6 +294,15 @@ MUTANTS: list[Mutant] = [
         (LOSSES,),
     ),
     Mutant(
+        "munchausen-upper-clip-dropped",
+        SOFT_FILE,
+        "return alpha * jnp.clip(tau * log_pi, l0, 0.0)",
+        "return alpha * jnp.maximum(tau * log_pi, l0)",
+        (LOSSES,),
+        note="equivalent: τ·log π ≤ 0 for every policy, so the upper clip at 0 never acts (kept "
+        "to document that only the lower bound l0 is testable)",
+    ),
+    Mutant(
         "munchausen-bonus-without-tau",
         SOFT_FILE,
         "return alpha * jnp.clip(tau * log_pi, l0, 0.0)",
@@ -404,7 +413,7 @@ MUTANTS: list[Mutant] = [
         ROLLOUT_FILE,
         "order = jnp.argsort(~valid, stable=True)",
         "order = jnp.argsort(valid, stable=True)",
-        (ROLLOUT,),
+        (ROLLOUT, "tests/test_packing.py"),
     ),
     Mutant(
         "trajectory-done-off-by-one",
