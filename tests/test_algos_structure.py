@@ -347,7 +347,7 @@ def test_optimiser_steps_per_iteration(name, config, counts):
 
 # --- soft RL -------------------------------------------------------------------------------------
 def test_soft_dqn_learning_starts_target_period_and_polyak():
-    """learning_starts = 2, target_every = 2, ρ = 0.5: no step at iterations 0–1; one Adam step at
+    """learning_starts = 2, target_every = 2, ρ = 0.25: no step at iterations 0–1; one Adam step at
     each later iteration; θ' ← (1 − ρ)θ' + ρθ at iterations 2 and 4 only."""
     env = Hypergrid(dim=2, side=4)
     cfg = SoftDQNConfig(
@@ -357,7 +357,7 @@ def test_soft_dqn_learning_starts_target_period_and_polyak():
         replay_batch_size=8,
         learning_starts=2,
         target_every=2,
-        polyak=0.5,
+        polyak=0.25,
     )
     algo = SoftDQN(env=env, config=cfg)
     state = algo.init(jax.random.PRNGKey(0))
@@ -370,7 +370,7 @@ def test_soft_dqn_learning_starts_target_period_and_polyak():
         assert float(info.scalars["learning"]) == float(it >= 2)
         target = leaves(state.extra["target"])
         if it in (2, 4):
-            want = 0.5 * target_before + 0.5 * leaves(state.params["net"])
+            want = 0.75 * target_before + 0.25 * leaves(state.params["net"])
             close(target, want, f"θ' ← (1 − ρ)θ' + ρθ at iteration {it}", atol=1e-7)
             assert np.abs(target - target_before).max() > 1e-5
         else:
