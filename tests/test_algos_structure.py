@@ -325,24 +325,30 @@ def test_trajectory_balance_update_steps_the_policy_and_log_z_together():
     close(new.params["log_z"], -0.1 * np.sign(2 * delta.mean()), "log Z moves by lr_log_z = 0.1")
 
 
-# --- step counts of the other algorithms (small real networks) ---------------------------------
-@pytest.mark.parametrize(
-    "name,config,counts",
-    [
-        ("db", {}, {"main": {1}}),
-        ("subtb", {}, {"main": {1}}),
-        ("fm", {}, {"main": {1}}),
-        ("tb", {"pb": "tlm", "pb_steps": 3}, {"main": {1}, "pb": {3}}),
-        ("gae_subtb", {"value_epochs": 3}, {"policy": {1}, "value": {3}}),
-        ("trpo", {}, {"policy": {1}, "value": {1}}),
-        ("rl_b", {}, {"policy": {1}, "value": {1}, "pb": {1}, "value_b": {1}}),
-    ],
-)
-def test_optimiser_steps_per_iteration(name, config, counts):
-    env = Hypergrid(dim=2, side=4)
-    algo = get_class(name)(env=env, config=get_class(name).Config(hidden=(8,), **config))
-    new, _ = update(algo, algo.init(jax.random.PRNGKey(0)))
-    assert step_counts(new.opt_state) == counts, f"{name}: optimiser steps per phase"
+# --- step counts of the other algorithms (small real networks, one program) -----------------------
+COUNTS = [  # (algorithm, config overrides, optimiser steps per phase in one update)
+    ("db", {}, {"main": {1}}),
+    ("subtb", {}, {"main": {1}}),
+    ("fm", {}, {"main": {1}}),
+    ("tb", {"pb": "tlm", "pb_steps": 3}, {"main": {1}, "pb": {3}}),
+    ("gae_subtb", {"value_epochs": 3}, {"policy": {1}, "value": {3}}),
+    ("trpo", {}, {"policy": {1}, "value": {1}}),
+    ("rl_b", {}, {"policy": {1}, "value": {1}, "pb": {1}, "value_b": {1}}),
+]
+
+
+def test_optimiser_steps_per_iteration():
+    """TLM takes pb_steps steps before the flow objective's one; RL-B one P_B and one V_B step
+    after the forward update; TRPO one Adam step of log Z (its policy moves by the trust-region
+    step); value_epochs × value_minibatches value steps."""
+    algs = [
+        get_class(n)(env=ENV, config=get_class(n).Config(hidden=(8,), **c)) for n, c, _ in COUNTS
+    ]
+    states = [a.init(jax.random.PRNGKey(0)) for a in algs]
+    key = jax.random.PRNGKey(1)
+    run = lambda ss, k: [a.update(s, k)[0] for a, s in zip(algs, ss)]
+    for (name, _, counts), new in zip(COUNTS, compiled(run, states, key)(states, key)):
+        assert step_counts(new.opt_state) == counts, f"{name}: optimiser steps per phase"
 
 
 # --- soft RL -------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def test_prioritised_and_uniform_draws_report_their_probabilities_and_weights():
     alpha, beta = 0.6, 0.4
     p = _np_weights(alpha)
     p /= p.sum()
-    s = replay.sample(buf, jax.random.PRNGKey(0), 64, prioritised=True, alpha=alpha, beta=beta)
+    sample = jax.jit(replay.sample, static_argnums=(2, 3))
+    s = sample(buf, jax.random.PRNGKey(0), 64, True, alpha, beta)
     idx = np.asarray(s.indices)
     assert idx.max() < 5
     np.testing.assert_allclose(np.asarray(s.probs), p[idx], rtol=1e-5, err_msg="P(i) of each draw")
@@ -67,7 +68,7 @@ def test_prioritised_and_uniform_draws_report_their_probabilities_and_weights():
     np.testing.assert_allclose(np.asarray(s.weights), w, rtol=1e-5, err_msg="(P(i)/min P)^−β")
     np.testing.assert_array_equal(np.asarray(s.items["x"]), idx.astype(np.float32))
     np.testing.assert_array_equal(np.asarray(replay.take(buf, s.indices)["x"]), idx)
-    u = replay.sample(buf, jax.random.PRNGKey(1), 64, prioritised=False, alpha=alpha, beta=beta)
+    u = sample(buf, jax.random.PRNGKey(1), 64, False, alpha, beta)
     assert np.asarray(u.indices).max() < 5
     np.testing.assert_allclose(np.asarray(u.probs), 1 / 5, rtol=1e-6, err_msg="uniform: 1/size")
     np.testing.assert_array_equal(np.asarray(u.weights), 1.0)
