@@ -26,8 +26,8 @@ test: install
 	$(PY) -m pytest -n 2 tests
 
 lint: install
-	$(VENV)/bin/ruff check gfnjax tests benchmarks tools
-	$(VENV)/bin/ruff format --check gfnjax tests benchmarks tools
+	$(VENV)/bin/ruff check gfnjax tests benchmarks experiments tools
+	$(VENV)/bin/ruff format --check gfnjax tests benchmarks experiments tools
 
 bench: install
 	$(PY) -m gfnjax.bench $(BENCH_ARGS)

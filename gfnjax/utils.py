@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from typing import Any
 
 import jax
@@ -132,3 +133,27 @@ def linear_schedule(start, end, step, num_steps: int | jax.Array) -> jax.Array:
     frac = jnp.where(n > 0, jnp.minimum(1.0, t / jnp.maximum(n, 1.0)), 0.0)
     start = jnp.asarray(start, jnp.float32)
     return start + (jnp.asarray(end, jnp.float32) - start) * frac
+
+
+class Registry:
+    """Name -> "module:Class" table whose classes are imported on first use (lazy registries of
+    environments and algorithms: importing the registry loads none of them)."""
+
+    def __init__(self, kind: str, entries: dict[str, str]):
+        self.kind = kind
+        self.entries = dict(entries)
+
+    def names(self) -> list[str]:
+        return sorted(self.entries)
+
+    def register(self, name: str, entry: Any) -> None:
+        """Register a class (or its "module:Class" path) under `name`."""
+        if not isinstance(entry, str):
+            entry = f"{entry.__module__}:{entry.__qualname__}"
+        self.entries[name] = entry
+
+    def get(self, name: str) -> Any:
+        if name not in self.entries:
+            raise ValueError(f"unknown {self.kind} {name!r}; valid names: {self.names()}")
+        module, cls = self.entries[name].split(":")
+        return getattr(importlib.import_module(module), cls)

@@ -357,6 +357,7 @@ CONV = {  # algo: (iterations, config overrides, TV threshold)
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CONV))
 def test_convergence_small_hypergrid(name):
     iters, over, threshold = CONV[name]

@@ -355,8 +355,18 @@ def test_transformer_torso_shapes_and_position_sensitivity():
     obs = env.observe(s)
     params = jax.jit(net.init)(jax.random.PRNGKey(0), obs)
     h = jax.jit(net.torso.apply)({"params": params["params"]["torso"]}, obs)
-    assert h.shape == (2, 32) and bool(jnp.all(jnp.isfinite(h)))
+    # bit sequences declare action_tokens: the torso returns its L = 4 token features (d = 64)
+    assert h.shape == (2, 4 * 64) and bool(jnp.all(jnp.isfinite(h)))
     assert not np.allclose(np.asarray(h[0]), np.asarray(h[1]))
+    out = jax.jit(net.apply)(params, obs)
+    assert out.logits.shape == (2, env.num_actions)
+    # flat read-out (autoregressive: no per-token actions) gives hidden[-1] features
+    ar = envs.make("bitseq_ar", n=16, k=4, num_modes=6)
+    torso = make_torso("transformer", (32,), ar)
+    h_ar = torso.apply(
+        torso.init(jax.random.PRNGKey(0), ar.observe(ar.reset(2))), ar.observe(ar.reset(2))
+    )
+    assert h_ar.shape == (2, 32)
     with pytest.raises(ValueError, match="token_shape"):
         make_torso("transformer", (32,), envs.make("hypergrid"))
 

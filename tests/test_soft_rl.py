@@ -293,6 +293,7 @@ def test_config_validation_and_presets():
     assert (hg.importance_weights, hg.leaf_coeff) == (False, 1.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["soft_dqn", "mdqn"])
 def test_soft_rl_reaches_small_exact_tv(name):
     """8×8 hypergrid, 16 trajectories/iteration, 800 iterations: exact TV < 0.12 (4 seeds measured

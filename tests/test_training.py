@@ -18,6 +18,7 @@ def env():
     return envs.make("hypergrid", dim=2, side=8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,iters", [("tb", 1000), ("db", 1500), ("subtb", 1500), ("fm", 1000)])
 def test_flow_objectives_reach_small_exact_tv(env, name, iters):
     """Exact TV (DP over the 64-state DAG) below 0.05 within a fixed budget, 16 traj/iteration."""
@@ -111,6 +112,7 @@ def test_unknown_algo_and_field_list_valid_ones(env):
         algos.make("tb", env, learning_rate=1e-3)
 
 
+@pytest.mark.slow
 def test_tlm_and_learned_backward_policy_train(env):
     for pb in ("learned", "tlm"):
         algo = algos.make("tb", env, pb=pb, **FULL)

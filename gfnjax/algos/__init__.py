@@ -9,10 +9,10 @@ here (docs/adding_an_algorithm.md).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 from gfnjax.algos.base import Algorithm, BaseConfig, StepInfo, TrainState
 from gfnjax.envs.base import Env
+from gfnjax.utils import Registry
 
 REGISTRY: dict[str, str] = {
     "tb": "gfnjax.algos.tb:TB",
@@ -32,22 +32,11 @@ REGISTRY: dict[str, str] = {
     "soft_dqn": "gfnjax.algos.soft_dqn:SoftDQN",
     "mdqn": "gfnjax.algos.soft_dqn:MDQN",
 }
-
-
-def names() -> list[str]:
-    return sorted(REGISTRY)
-
-
-def register(name: str, entry: str | type[Algorithm]) -> None:
-    """Register an algorithm class (or its "module:Class" path) under `name`."""
-    REGISTRY[name] = entry if isinstance(entry, str) else f"{entry.__module__}:{entry.__qualname__}"
-
-
-def get_class(name: str) -> type[Algorithm]:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown algorithm {name!r}; valid names: {names()}")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+_TABLE = Registry("algorithm", REGISTRY)
+REGISTRY = _TABLE.entries  # the live table (register() adds to it)
+names = _TABLE.names
+register = _TABLE.register
+get_class = _TABLE.get
 
 
 def config_fields(name: str) -> list[str]:

@@ -40,8 +40,6 @@ from gfnjax.losses.pg import (
 from gfnjax.rollout import sample_backward
 from gfnjax.utils import check_range, gather_last, masked_log_softmax
 
-sg = jax.lax.stop_gradient
-
 
 @dataclasses.dataclass(frozen=True)
 class NiuConfig(GAEConfig):
@@ -167,12 +165,16 @@ class RLB(NiuAlgorithm):
         fmask = btraj.forward_mask.reshape(B * T1, -1)
         log_target = self.target_log_probs(out.logits, flat_states, fmask).reshape(B, T1, -1)
         log_pt = gather_last(log_target[:, :-1], btraj.actions)
-        return sg(jnp.where(self.backward_mask(btraj), btraj.log_pb - log_pt, 0.0))
+        return jax.lax.stop_gradient(
+            jnp.where(self.backward_mask(btraj), btraj.log_pb - log_pt, 0.0)
+        )
 
     def backward_batch(self, state, terminals, key):
         """Backward trajectories τ ~ P_B(·|x) from `terminals` with their backward costs, the
         cost-to-go (the V_B target) and the centred advantages, all without gradient."""
-        btraj = sg(sample_backward(self.env, key, terminals, self.policy_fn(state)))
+        btraj = jax.lax.stop_gradient(
+            sample_backward(self.env, key, terminals, self.policy_fn(state))
+        )
         cost = self.backward_costs(state, btraj)
         mask = self.backward_mask(btraj)
         # the backward decision that made transition t also decides t−1, …, 0: cost-to-go is

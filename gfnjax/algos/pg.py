@@ -48,7 +48,6 @@ from gfnjax.nets import ValueNet
 from gfnjax.rollout import Evaluation, Trajectory, apply_packed, state_validity
 from gfnjax.utils import check_choice, check_range
 
-sg = jax.lax.stop_gradient
 ADVANTAGE_NORMS = ("none", "center", "normalize")
 VALUE_TARGETS = ("fixed", "recomputed")
 VALUE_AVERAGES = ("transitions", "trajectories")
@@ -247,7 +246,7 @@ class PGAlgorithm(Algorithm):
             )
         if self.config.value_targets == "recomputed":
             g = soft_rewards(ev_old.log_pf, ev_old.log_pb, traj.log_reward, traj.mask, traj.done)
-            targets = self.value_targets_from(g, sg(v), traj, hp)
+            targets = self.value_targets_from(g, jax.lax.stop_gradient(v), traj, hp)
         return value_regression(v[:, :-1], targets, traj.mask, self.config.value_average)
 
     def value_targets_from(self, rewards, values, traj, hp):
@@ -286,9 +285,9 @@ class PGAlgorithm(Algorithm):
         scalars = {}
         if not self.pb_after_forward:
             state, scalars = self.pb_update(state, traj, k_pb)
-        ev_old = sg(self.evaluation(state.params["net"], traj))
+        ev_old = jax.lax.stop_gradient(self.evaluation(state.params["net"], traj))
         values = (
-            sg(self.trajectory_values(state.params["value"], traj))
+            jax.lax.stop_gradient(self.trajectory_values(state.params["value"], traj))
             if self.uses_value
             else jnp.zeros(traj.obs.shape[:2], jnp.float32)
         )

@@ -41,7 +41,7 @@ class PPOConfig(GAEConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_range(self, "clip_eps", 0.0, 1.0, lo_open=True, hi_open=True)
+        check_range(self, "clip_eps", 0.0, 1e6, lo_open=True)  # ≥ 1: no clipping
         check_range(self, "kl_coef", 0.0, 1e6)
         check_range(self, "policy_epochs", 1, 1000, integer=True)
         check_divides(self, "policy_minibatches")

@@ -8,9 +8,9 @@ new module and one line here (docs/adding_an_environment.md).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 from gfnjax.envs.base import Env
+from gfnjax.utils import Registry
 
 REGISTRY: dict[str, str] = {
     "hypergrid": "gfnjax.envs.hypergrid:Hypergrid",
@@ -20,22 +20,11 @@ REGISTRY: dict[str, str] = {
     "qm9str": "gfnjax.envs.qm9str:QM9String",
     "molgraph": "gfnjax.envs.molgraph:MolGraph",
 }
-
-
-def names() -> list[str]:
-    return sorted(REGISTRY)
-
-
-def register(name: str, entry: str | type[Env]) -> None:
-    """Register an environment class (or its "module:Class" path) under `name`."""
-    REGISTRY[name] = entry if isinstance(entry, str) else f"{entry.__module__}:{entry.__qualname__}"
-
-
-def get_class(name: str) -> type[Env]:
-    if name not in REGISTRY:
-        raise ValueError(f"unknown environment {name!r}; valid names: {names()}")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+_TABLE = Registry("environment", REGISTRY)
+REGISTRY = _TABLE.entries  # the live table (register() adds to it)
+names = _TABLE.names
+register = _TABLE.register
+get_class = _TABLE.get
 
 
 def env_fields(name: str) -> list[str]:

@@ -190,6 +190,13 @@ class Env:
         return None
 
     @property
+    def action_tokens(self) -> tuple[int, int] | None:
+        """(L, V) when forward action a is symbol a % V at token a // V (L·V = num_actions) and
+        backward action b clears token b (num_backward_actions = L): per-token policy heads
+        apply (nets.PolicyNet). None otherwise."""
+        return None
+
+    @property
     def graph_layout(self) -> tuple[int, int, int, int] | None:
         """(nodes N, node features F, edge channels E, extra features X) when the observation is
         [nodes N·F | edges N·N·E | extra X] (the graph torso needs it), else None."""

@@ -225,26 +225,10 @@ class BitSequence(_BitSequenceMixin, SequenceEnv):
 
 
 @dataclasses.dataclass(frozen=True)
-class AutoregressiveBitSequence(_BitSequenceMixin, SequenceEnv):
+class AutoregressiveBitSequence(BitSequence):
     __doc__ = "Autoregressive bit sequences (`bitseq_ar`; a tree, log P_B = 0)." + _FIELDS_DOC
 
-    n: int = 120
-    k: int = 8
-    reward: str = "hamming"
-    beta: float | None = None
-    num_modes: int = 60
-    mode_seed: int = 0
-    test_seed: int = 1
-    mode_threshold: int | None = None
     num_test_trajectories: int = 1  # exact on a tree
-    top_k: int = 100
 
     name: ClassVar[str] = "bitseq_ar"
     moves: ClassVar[str] = "append"
-    # MLP by default: 4× cheaper per update than the transformer here
-    # (benchmarks/bitseq_throughput.md); `--set torso=transformer` gives gfnx's network.
-    default_torso: ClassVar[str] = "mlp"
-    bench_defaults: ClassVar[dict[str, int]] = {"iterations": 1000, "eval_every": 250}
-
-    def __post_init__(self):
-        self._check()

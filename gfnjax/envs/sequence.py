@@ -123,6 +123,11 @@ class SequenceEnv(Env):
     def obs_dim(self) -> int:
         return self.seq_length * self.token_dim
 
+    @property
+    def action_tokens(self) -> tuple[int, int] | None:
+        """(L, V) for "any_position" moves (action = position·V + token); None otherwise."""
+        return (self.seq_length, self.vocab_size) if self.moves == "any_position" else None
+
     # dynamics ------------------------------------------------------------------------------
     def reset(self, batch_size: int) -> SequenceState:
         return SequenceState(

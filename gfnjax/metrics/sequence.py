@@ -6,7 +6,7 @@
   (an importance-sampling estimate with P_B as proposal; exact for N = 1 on a tree).
 * `ModesFound`: number of modes m with at least one training sample x matching it
   (e.g. Hamming(x, m) ≤ threshold), cumulative over training: the carry is a bool[M] updated
-  from `info["terminals"]` every iteration.
+  from `info.terminals` every iteration.
 * `TopKReward`: mean reward (and mean log-reward) of the k best distinct terminal objects sampled
   so far in training, carried as a running top-k.
 

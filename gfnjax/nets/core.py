@@ -34,6 +34,7 @@ class MLP(nn.Module):
 
     hidden: Sequence[int] = (256, 256)
     activation: Callable = nn.relu
+    per_token: bool = False  # a torso's output is flat features (see nets.transformer)
 
     @nn.compact
     def __call__(self, x):
@@ -67,11 +68,28 @@ class PolicyNet(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> NetOutput:
         h = self.torso(obs)
-        logits = _head(self.num_actions, "pf", self.output_init)(h)
+        tokens = getattr(self.torso, "per_token", False)
+        if tokens:  # h: L token features; actions (position, symbol) are scored per token
+            L = self.num_backward_actions
+            ht = h.reshape(h.shape[:-1] + (L, -1))
+            logits = _head(self.num_actions // L, "pf", self.output_init)(ht)
+            logits = logits.reshape(h.shape[:-1] + (self.num_actions,))
+            h = ht.mean(-2)  # pooled features for the log-flow head
+        else:
+            logits = _head(self.num_actions, "pf", self.output_init)(h)
         back = None
         if self.learn_pb:
-            h_b = h if self.pb_torso is None else self.pb_torso(obs)
-            back = _head(self.num_backward_actions, "pb", self.output_init)(h_b)
+            if self.pb_torso is None:
+                src, src_tokens = (ht if tokens else h), tokens
+            else:
+                src = self.pb_torso(obs)
+                src_tokens = getattr(self.pb_torso, "per_token", False)
+                if src_tokens:
+                    src = src.reshape(src.shape[:-1] + (self.num_backward_actions, -1))
+            if src_tokens:  # backward action b clears token b: one logit per token
+                back = _head(1, "pb", self.output_init)(src)[..., 0]
+            else:
+                back = _head(self.num_backward_actions, "pb", self.output_init)(src)
         log_flow = _head(1, "flow", self.output_init)(h)[..., 0] if self.flow_head else None
         return NetOutput(logits, back, log_flow)
 

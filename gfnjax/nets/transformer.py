@@ -2,18 +2,46 @@
 
 The observation float[..., L·F] is reshaped with the environment's static `token_shape = (L, F)`
 into L tokens of F features; each token is embedded by a Dense layer plus a learned positional
-embedding, passed through pre-LayerNorm encoder blocks (self-attention + MLP, residual), then the
-tokens are flattened and read out by Dense(hidden[-1]) + ReLU, which the PolicyNet heads consume.
+embedding and passed through pre-LayerNorm encoder blocks (self-attention + MLP, residual).
 
-Defaults follow gfnx's bit-sequence network (d-tiapkin/gfnx baselines/configs/tb_bitseq.yaml:
-3 layers, 8 heads, embedding 64, MLP width 64), without dropout (deterministic training loop).
+Two read-outs:
+  "tokens" (when the environment declares `action_tokens = (L, V)`, e.g. bit sequences: action =
+      slot·V + word): the torso returns the L token features, and the policy heads score every
+      (slot, symbol) action from its own token (`PolicyNet`, a Dense(V) shared across slots), as
+      Tiapkin et al.'s and gfnx's bit-sequence transformers do. No L·d × A read-out matrix: the
+      network is small (≈0.1M parameters for bit sequences) and its cost per state is the
+      encoder's.
+  "flat" (otherwise): the tokens are flattened and read out by Dense(hidden[-1]) + ReLU.
+
+Defaults follow gfnx's bit-sequence network (baselines/configs/tb_bitseq.yaml: 3 layers, 8 heads,
+embedding 64, MLP width 64), without dropout (the training loop is deterministic; Tiapkin et al.
+use dropout 0.1). Attention projects q, k, v with one fused matrix (one matmul instead of three).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the token axis: float[..., L, d] -> float[..., L, d]."""
+
+    num_heads: int
+
+    @nn.compact
+    def __call__(self, x):
+        d = x.shape[-1]
+        heads, dh = self.num_heads, d // self.num_heads
+        qkv = nn.Dense(3 * d, name="qkv")(x).reshape(x.shape[:-1] + (3, heads, dh))
+        q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
+        logits = jnp.einsum("...qhd,...khd->...hqk", q, k) / math.sqrt(dh)
+        out = jnp.einsum("...hqk,...khd->...qhd", jax.nn.softmax(logits, -1), v)
+        return nn.Dense(d, name="out")(out.reshape(x.shape))
 
 
 class EncoderBlock(nn.Module):
@@ -22,15 +50,13 @@ class EncoderBlock(nn.Module):
 
     @nn.compact
     def __call__(self, h):
+        h = h + SelfAttention(self.num_heads)(nn.LayerNorm()(h))
         y = nn.LayerNorm()(h)
-        h = h + nn.MultiHeadDotProductAttention(num_heads=self.num_heads)(y, y)
-        y = nn.LayerNorm()(h)
-        y = nn.Dense(h.shape[-1])(nn.gelu(nn.Dense(self.mlp_dim)(y)))
-        return h + y
+        return h + nn.Dense(h.shape[-1])(nn.gelu(nn.Dense(self.mlp_dim)(y)))
 
 
 class TransformerTorso(nn.Module):
-    """float[..., L·F] -> float[..., hidden[-1]]."""
+    """float[..., L·F] -> float[..., L·d_model] ("tokens") or float[..., hidden[-1]] ("flat")."""
 
     token_shape: tuple[int, int]
     hidden: Sequence[int] = (256,)
@@ -38,6 +64,11 @@ class TransformerTorso(nn.Module):
     num_layers: int = 3
     num_heads: int = 8
     mlp_dim: int = 64
+    readout: str = "flat"
+
+    @property
+    def per_token(self) -> bool:
+        return self.readout == "tokens"
 
     @nn.compact
     def __call__(self, obs):
@@ -49,18 +80,24 @@ class TransformerTorso(nn.Module):
             h = EncoderBlock(self.num_heads, self.mlp_dim)(h)
         h = nn.LayerNorm()(h)
         h = h.reshape(h.shape[:-2] + (L * self.d_model,))
+        if self.per_token:
+            return h
         return nn.relu(nn.Dense(self.hidden[-1])(h))
 
 
 def make_transformer_torso(hidden: Sequence[int], env=None, **kwargs) -> TransformerTorso:
-    """Torso factory for `gfnjax.nets.make_torso`; needs an env with a static `token_shape`."""
+    """Torso factory for `gfnjax.nets.make_torso`; needs an env with a static `token_shape`;
+    reads out per token when the env declares `action_tokens`."""
     token_shape = None if env is None else env.token_shape
     if token_shape is None:
         raise ValueError(
             "the 'transformer' torso needs an environment that declares `token_shape` (sequence "
             f"environments do); got {type(env).__name__}"
         )
-    return TransformerTorso(token_shape=tuple(token_shape), hidden=tuple(hidden), **kwargs)
+    readout = "tokens" if env.action_tokens is not None else "flat"
+    return TransformerTorso(
+        token_shape=tuple(token_shape), hidden=tuple(hidden), readout=readout, **kwargs
+    )
 
 
-__all__ = ["EncoderBlock", "TransformerTorso", "make_transformer_torso"]
+__all__ = ["EncoderBlock", "SelfAttention", "TransformerTorso", "make_transformer_torso"]
