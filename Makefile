@@ -32,7 +32,7 @@ lint: install
 bench: install
 	$(PY) -m gfnjax.bench $(BENCH_ARGS)
 
-# Mutation testing (docs/mutation.md; not part of CI, about an hour on 2 cores): each mutant of
+# Mutation testing (docs/mutation.md; not part of CI, ~30 min on 2 cores): each mutant of
 # tools/mutants.py in a temporary copy, its tests only; prints the score and the survivors and
 # updates docs/mutation.md. `make mutate ONLY="ppo elbo"` runs the mutants whose id contains them.
 ONLY ?=

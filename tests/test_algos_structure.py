@@ -13,6 +13,7 @@ gradient entry, and the reported losses pin their values.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -43,11 +44,15 @@ def cell(obs):
     return coords[:, 0] * ENV.side + coords[:, 1]
 
 
-THETA = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (S, A)), np.float64)
-V0 = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (S,)) * 1.5, np.float64)
-BATCH = jax.jit(
-    lambda k: sample_forward(ENV, k, lambda o: (jnp.asarray(THETA, jnp.float32)[cell(o)], None), B)
-)(jax.random.PRNGKey(3))
+THETA = np.random.default_rng(1).normal(size=(S, A)).astype(np.float32).astype(np.float64)
+V0 = (1.5 * np.random.default_rng(2).normal(size=S)).astype(np.float32).astype(np.float64)
+
+
+@functools.lru_cache(maxsize=1)
+def fixed_batch():
+    """B trajectories of the table policy THETA (sampled once per process, on first use)."""
+    policy = lambda o: (jnp.asarray(THETA, jnp.float32)[cell(o)], None)
+    return jax.jit(lambda k: sample_forward(ENV, k, policy, B))(jax.random.PRNGKey(3))
 
 
 class TableValue:
@@ -58,7 +63,7 @@ class TableValue:
 
 
 class Tabular:
-    """Mixin: tables for the policy ({"pf": [S, A]}) and value ([S]) nets; the fixed BATCH."""
+    """Mixin: tables for the policy ({"pf": [S, A]}) and value ([S]) nets; the fixed batch."""
 
     def apply_net(self, net_params, obs):
         lead = obs.shape[:-1]
@@ -70,10 +75,11 @@ class Tabular:
         return TableValue()
 
     def sample(self, state, key):
-        return BATCH
+        return fixed_batch()
 
 
 def tabular(name, **config):
+    fixed_batch()  # sampled here, outside any trace (`sample` is called inside jit)
     base = get_class(name)
     cls = dataclasses.dataclass(frozen=True)(type(f"Tabular{base.__name__}", (Tabular, base), {}))
     return cls(env=ENV, config=base.Config(**config))
@@ -101,9 +107,10 @@ def step_counts(opt_state):
 
 # --- the numpy oracle of one batch ------------------------------------------------------------
 class Oracle:
-    """Everything one update computes on BATCH, in float64 numpy."""
+    """Everything one update computes on the fixed batch, in float64 numpy."""
 
-    def __init__(self, traj=BATCH, theta=THETA):
+    def __init__(self, theta=THETA):
+        traj = fixed_batch()
         coords = np.asarray(traj.states.coords)
         self.cell = coords[..., 0] * ENV.side + coords[..., 1]  # [B, T+1]
         self.a = np.asarray(traj.actions)
