@@ -322,12 +322,16 @@ class Evaluation(struct.PyTreeNode):
 PACK_MIN_ROWS = 8
 
 
+PACK_RATIO = 2.0  # consecutive capacities differ by this factor
+
+
 def pack_capacities(num_rows: int, min_rows: int) -> tuple[int, ...]:
-    """Static buffer sizes N, ⌈N/2⌉, ⌈N/4⌉, … down to `min_rows` (rounded up to multiples of 8)."""
-    caps, c = [], num_rows
+    """Static buffer sizes N, N/r, N/r², … (r = PACK_RATIO) down to `min_rows`, rounded up to
+    multiples of 8."""
+    caps, c = [], float(num_rows)
     while True:
-        caps.append(min(num_rows, -(-c // 8) * 8))
-        c = -(-c // 2)
+        caps.append(min(num_rows, -(-int(-(-c // 1)) // 8) * 8))
+        c = c / PACK_RATIO
         if c < max(min_rows, PACK_MIN_ROWS):
             break
     return tuple(sorted(set(caps)))
