@@ -20,7 +20,7 @@ BENCH_ARGS = --env $(or $(ENV),hypergrid) --algo $(or $(ALGO),tb) --seeds $(or $
 	$(foreach s,$(SET),--set $(s)) $(if $(RESUME),--resume)
 LEADERBOARD_ARGS = $(if $(OUT),--out $(OUT))
 
-.PHONY: install test lint bench
+.PHONY: install test lint bench mutate
 .PHONY: sweep report bench-ci bench-ci-update
 
 install: $(VENV)/.installed
@@ -35,8 +35,8 @@ test: install
 	$(PY) -m pytest -n 2 tests
 
 lint: install
-	$(VENV)/bin/ruff check gfnjax tests benchmarks experiments
-	$(VENV)/bin/ruff format --check gfnjax tests benchmarks experiments
+	$(VENV)/bin/ruff check gfnjax tests benchmarks experiments tools
+	$(VENV)/bin/ruff format --check gfnjax tests benchmarks experiments tools
 
 bench: install
 ifeq ($(SINGLE),)
@@ -44,6 +44,13 @@ ifeq ($(SINGLE),)
 else
 	$(PY) -m gfnjax.bench $(BENCH_ARGS)
 endif
+
+# Mutation testing (docs/mutation.md; not part of CI, ~30 min on 2 cores): each mutant of
+# tools/mutants.py in a temporary copy, its tests only; prints the score and the survivors and
+# updates docs/mutation.md. `make mutate ONLY="ppo elbo"` runs the mutants whose id contains them.
+ONLY ?=
+mutate: install
+	nice -n 10 $(PY) tools/mutate.py $(if $(ONLY),--only $(ONLY))
 
 # Sweeps and reports (docs/harness.md): `make sweep CONFIG=benchmarks/example_sweep.yaml`,
 # then `make report RESULTS=results/example.jsonl REPORT=results/report`.
