@@ -34,8 +34,8 @@ def test_flow_objectives_reach_small_exact_tv(env, name, iters):
 def test_seed_in_vmapped_sweep_equals_lone_seed(env):
     algo = algos.make("tb", env, **SMALL)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in (0, 1, 2)])
-    _, many = gfnjax.train_seeds(algo, keys, 60, 20)
-    _, one = gfnjax.train(algo, jax.random.PRNGKey(1), 60, 20)
+    _, many = gfnjax.train_seeds(algo, keys, 40, 20)
+    _, one = gfnjax.train(algo, jax.random.PRNGKey(1), 40, 20)
     for k in ("tv", "elbo", "log_z", "train_loss"):
         np.testing.assert_allclose(
             np.asarray(many[k][1]), np.asarray(one[k]), rtol=2e-5, atol=1e-6, err_msg=k
@@ -53,13 +53,13 @@ def test_same_seed_same_numbers(env):
 
 def test_chunked_run_equals_single_program(env):
     algo = algos.make("tb", env, **SMALL)
-    trainer = make_trainer(algo, 60, 20)
+    trainer = make_trainer(algo, 40, 20)
     _, whole = jax.jit(trainer.train)(jax.random.PRNGKey(3))
     carry = jax.jit(trainer.init)(jax.random.PRNGKey(3))
     carry, _ = jax.jit(trainer.evaluate)(carry)
     run1 = jax.jit(lambda c: trainer.run(c, 1))
     tvs = []
-    for _ in range(3):
+    for _ in range(2):
         carry, c = run1(carry)
         tvs.append(float(c["tv"][0]))
     np.testing.assert_allclose(tvs, np.asarray(whole["tv"][1:]), rtol=1e-6)
@@ -126,12 +126,12 @@ def test_lax_map_over_seeds_equals_lone_seed(env, seed_batch):
     """seed_batch=k (lax.map over rows, k vmapped at a time; the CPU default is 1) gives each seed
     the numbers it gets alone."""
     algo = algos.make("tb", env, **SMALL)
-    keys = jnp.stack([jax.random.PRNGKey(s) for s in (0, 1, 2, 3)])
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in (0, 1, 2)])
     _, many = gfnjax.train_seeds(algo, keys, 40, 20, seed_batch=seed_batch)
-    _, one = gfnjax.train(algo, jax.random.PRNGKey(2), 40, 20)
+    _, one = gfnjax.train(algo, jax.random.PRNGKey(1), 40, 20)  # the program of the tests above
     for k in ("tv", "elbo", "log_z", "train_loss"):
         np.testing.assert_allclose(
-            np.asarray(many[k][2]), np.asarray(one[k]), rtol=2e-5, atol=1e-6, err_msg=k
+            np.asarray(many[k][1]), np.asarray(one[k]), rtol=2e-5, atol=1e-6, err_msg=k
         )
     with pytest.raises(ValueError, match="seed_batch"):
         gfnjax.train_seeds(algo, keys, 40, 20, seed_batch=0)
