@@ -21,7 +21,7 @@ BENCH_ARGS = --env $(or $(ENV),hypergrid) --algo $(or $(ALGO),tb) --seeds $(or $
 LEADERBOARD_ARGS = $(if $(OUT),--out $(OUT))
 
 .PHONY: install test lint bench mutate
-.PHONY: sweep report bench-ci bench-ci-update
+.PHONY: sweep report bench-ci bench-ci-update experiments
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,18 @@ endif
 ONLY ?=
 mutate: install
 	nice -n 10 $(PY) tools/mutate.py $(if $(ONLY),--only $(ONLY))
+
+# Reproduction studies (experiments/README.md; long: run by hand, results committed, not CI).
+# `make experiments STUDY=hypergrid` runs (or resumes: finished cells are skipped) every sweep
+# config of that study, then regenerates its report; STUDY=estimators runs the exact-gradient study.
+STUDY ?= hypergrid
+CONFIGS ?= $(basename $(notdir $(wildcard experiments/$(STUDY)/*.yaml)))
+experiments: install
+ifeq ($(STUDY),estimators)
+	$(PY) experiments/estimators/estimators.py
+else
+	PY=$(PY) bash experiments/run_study.sh $(STUDY) $(CONFIGS)
+endif
 
 # Sweeps and reports (docs/harness.md): `make sweep CONFIG=benchmarks/example_sweep.yaml`,
 # then `make report RESULTS=results/example.jsonl REPORT=results/report`.

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from fast_compile import compiled
 
 from gfnjax.algos import get_class
 from gfnjax.algos.soft_dqn import MDQN, MDQNConfig, SoftDQN, SoftDQNConfig, trajectory_transitions
@@ -31,12 +32,6 @@ ENV = Hypergrid(dim=2, side=3, r0=0.1)
 S, A, AB = ENV.num_states, ENV.num_actions, ENV.num_backward_actions
 B = 16
 NEG = -1e30
-# XLA's cheapest compilation: these programs run once, so optimising them costs more than it saves
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-def compiled(fn, *args):
-    return jax.jit(fn).lower(*args).compile(compiler_options=FAST_COMPILE)
 
 
 def cell(obs):

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fast_compile import compiled
 from rdkit import Chem
 from rdkit.Chem import QED
 
@@ -401,7 +402,7 @@ def test_algorithms_run_without_nan(name, torso, small):
     kw = {k: v for k, v in dict(hidden=(32,), batch_size=4, torso=torso).items() if k in fields}
     algo = algos.make(name, small, preset="defaults", **kw)
     state = algo.init(jax.random.PRNGKey(0))
-    update = jax.jit(algo.update)
+    update = compiled(algo.update, state, jax.random.PRNGKey(1))
     for i in range(2):
         state, info = update(state, jax.random.PRNGKey(i + 1))
     for leaf in jax.tree.leaves(state.params):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fast_compile import compiled
 from rdkit import Chem, DataStructs
 from rdkit.Chem import QED, RDConfig
 from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
@@ -494,7 +495,7 @@ def test_every_algorithm_runs_without_nan(name, torso, env_smoke):
     kw = {k: v for k, v in dict(hidden=(32,), batch_size=4, torso=torso).items() if k in fields}
     algo = algos.make(name, env_smoke, preset="defaults", **kw)
     state = algo.init(jax.random.PRNGKey(0))
-    update = jax.jit(algo.update)
+    update = compiled(algo.update, state, jax.random.PRNGKey(1))
     for i in range(2):
         state, info = update(state, jax.random.PRNGKey(i + 1))
     for leaf in jax.tree.leaves(state.params):

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fast_compile import FAST_COMPILE
 from scipy import stats
 
 from gfnjax import algos, envs
@@ -378,7 +379,6 @@ SMOKE_ENVS = {
     "bitseq_ar": lambda: envs.make("bitseq_ar", n=16, k=4, num_modes=6),
 }
 # shrink replay buffers and the like when an algorithm has them (sizes only, not the method)
-FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 SMALL_OVERRIDES = {"buffer_capacity": 64, "replay_batch_size": 8, "learning_starts": 1}
 
 
