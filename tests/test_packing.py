@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fast_compile import compiled
 
-import gfnjax
 from gfnjax import algos, envs
 from gfnjax.rollout import apply_packed, evaluate, pack_capacities, state_validity
+from gfnjax.trainer import make_trainer
 
 
 def test_capacities_halve_down_to_the_minimum():
@@ -76,8 +77,9 @@ def test_training_with_and_without_packing_gives_the_same_curves(name):
     env = envs.make("hypergrid", dim=2, side=6)
     algo = algos.make(name, env, hidden=(16, 16))
     padded = dataclasses.replace(algo, pack=False)
-    _, a = gfnjax.train(algo, jax.random.PRNGKey(0), 30, 15)
-    _, b = gfnjax.train(padded, jax.random.PRNGKey(0), 30, 15)
+    key = jax.random.PRNGKey(0)
+    train = lambda a: compiled(make_trainer(a, 30, 15).train, key)(key)[1]
+    a, b = train(algo), train(padded)
     for k in ("tv", "trajectories", "train_loss"):
         np.testing.assert_allclose(
             np.asarray(a[k]), np.asarray(b[k]), rtol=2e-3, atol=2e-4, err_msg=k
