@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -20,7 +21,7 @@ from gfnjax.bench import report as harness
 
 STUDIES = {
     # study -> (primary metric, threshold rows: (metric, threshold, "below" | "above"))
-    "hypergrid": ("tv", [("tv", 0.1, "below"), ("tv", 0.5, "below")]),
+    "hypergrid": ("tv", [("tv", 0.1, "below"), ("tv", 0.2, "below"), ("tv", 0.5, "below")]),
     "bitseq": ("modes", [("modes", 30, "above"), ("pearson", 0.5, "above")]),
     "qm9str": ("tv", [("tv", 0.1, "below"), ("tv", 0.3, "below")]),
     "molecules": ("modes", [("modes", 10, "above")]),
@@ -79,6 +80,32 @@ def threshold_table(records: list[dict], metric: str, threshold: float, side: st
     return "\n".join(rows)
 
 
+def budget_table(records: list[dict], metric: str, budgets: list[int]) -> str:
+    """The metric at fixed trajectory counts (mean ± std over seeds; – if not reached)."""
+    groups = harness.group_records(records)
+    names = harness.labels(groups)
+    head = " | ".join(f"{metric} at {b:,} traj." for b in budgets)
+    rows = [f"| env | algo | seeds | {head} |", "|---|---|---|" + "---|" * len(budgets)]
+    for g, rs in groups.items():
+        cells = []
+        for b in budgets:
+            vals = []
+            for r in rs:
+                xs, ys = r["curves"].get("trajectories", []), r["curves"].get(metric, [])
+                vals += [y for x, y in zip(xs, ys) if int(x) == b and y is not None]
+            cells.append(
+                f"{np.mean(vals):.3g} ± {np.std(vals):.2g}" if len(vals) == len(rs) else "–"
+            )
+        rows.append(f"| {names[g][0]} | {names[g][1]} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def section_of(path: str) -> str:
+    """A sweep split over files run side by side (`standard.jsonl`, `standard_b.jsonl`, ...) is
+    reported as one section."""
+    return re.sub(r"_[b-h]$", "", os.path.splitext(os.path.basename(path))[0])
+
+
 def provenance(records: list[dict]) -> str:
     commits = sorted({r.get("git_commit", "?") for r in records})
     hosts = sorted(
@@ -119,15 +146,19 @@ def main(argv=None) -> int:
         "results in `results/`; the sweep configs are the YAML files beside this report.",
         "",
     ]
+    sections: dict[str, list[dict]] = {}
     for path in files:
-        records = read(path)
+        sections.setdefault(section_of(path), []).extend(read(path))
+    for name, records in sections.items():
         if not records:
             continue
-        name = os.path.splitext(os.path.basename(path))[0]
         out_dir = os.path.join(figures, name)
         os.makedirs(out_dir, exist_ok=True)
         pngs = harness.plot_curves(records, out_dir)
         lines += [f"## {name}", "", provenance(records), "", harness.results_table(records), ""]
+        budgets = sorted({int(r["final"].get("trajectories", 0)) for r in records})
+        if len(budgets) > 1 or any(primary in r["curves"] for r in records):
+            lines += [budget_table(records, primary, [b for b in budgets if b > 0]), ""]
         for metric, thr, side in thresholds:
             if any(metric in r["curves"] for r in records):
                 lines += [threshold_table(records, metric, thr, side), ""]
