@@ -1,5 +1,5 @@
-"""experiments/report.py on real harness records (the CI baselines): one section per sweep even when
-it is split over files, budget and threshold tables computed from the curves, provenance, figures."""
+"""experiments/report.py on real harness records (the CI baselines): one section per sweep even
+when it is split over files, budget and threshold tables from the curves, provenance, figures."""
 
 import importlib.util
 import json
