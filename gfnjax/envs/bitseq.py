@@ -216,7 +216,7 @@ class BitSequence(_BitSequenceMixin, SequenceEnv):
     name: ClassVar[str] = "bitseq"
     moves: ClassVar[str] = "any_position"
     # MLP by default: 4× cheaper per update than the transformer here
-    # (benchmarks/bitseq_throughput.md); `--set torso=transformer` gives gfnx's network.
+    # (benchmarks/throughput.md); `--set torso=transformer` gives a gfnx-sized transformer.
     default_torso: ClassVar[str] = "mlp"
     bench_defaults: ClassVar[dict[str, int]] = {"iterations": 1000, "eval_every": 250}
 
