@@ -54,7 +54,8 @@ Reward: as `molgraph` — score s(x) ∈ [0, 1] of the assembled molecule (`scor
 state arrays and by canonical SMILES. The sEH proxy of Bengio et al. 2021 (a graph network trained
 on docking scores) is NOT available offline and not shipped; the reward is pluggable: register the
 proxy with `gfnjax.envs.chem.register_score("seh", fn, batched=True)` (fn(mols) -> float[n], e.g.
-proxy/8 as in their code) and build the environment with score="seh".
+proxy/8 as in their code) and build the environment with score="seh". The reward code is shared
+with `molgraph` (`gfnjax.envs.molecule`).
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ import numpy as np
 from flax import struct
 
 from gfnjax.envs import chem
-from gfnjax.envs.base import Env
-from gfnjax.utils import check_choice, check_range
+from gfnjax.envs.molecule import MoleculeEnv, enumerate_bfs
+from gfnjax.utils import check_range
 
 MAX_STEMS = 3  # S: attachment points per block at most
 
@@ -219,10 +220,10 @@ def assemble(lib: Library, frag, anchor, parent, site):
 
 
 @dataclasses.dataclass(frozen=True)
-class Fragments(Env):
+class Fragments(MoleculeEnv):
     """Fragment (block) molecule environment; see the module docstring.
 
-    Attributes:
+    Attributes (invalid_log_reward, mc_samples, top_k: see `gfnjax.envs.molecule.MoleculeEnv`):
       max_blocks: M blocks at most (1..12); 6 (the sEH task of Bengio et al. uses 9 blocks of a
         72/105-block library; 6 blocks of this library give drug-sized molecules, ≤ ~40 heavy
         atoms).
@@ -234,29 +235,17 @@ class Fragments(Env):
         `gfnjax.envs.chem.register_score` (e.g. the sEH proxy, not shipped).
       transform: "exp" (log R = β·s) or "power" (log R = β·log s; R = s^β as in the sEH setups).
       beta: reward exponent β > 0; 10.
-      invalid_log_reward: log R of anything RDKit rejects (−100).
       mode_threshold: score at or above which a molecule can count as a mode (0.85 for QED:
         ≈ the 98th percentile of the uniform random policy's molecules, whose median is 0.6).
       test_size: random test molecules for the correlation metric (128, see `test_set`).
-      mc_samples: backward trajectories per test molecule for log P_θ(x) (8).
-      top_k: k of the top-k reward metric (100).
     """
 
     max_blocks: int = 6
     blocks: tuple[str, ...] = ()
-    chemistry: str = "plausible"
-    score: str = "qed"
-    transform: str = "exp"
-    beta: float = 10.0
-    invalid_log_reward: float = -100.0
     mode_threshold: float = 0.85
-    test_size: int = 128
-    mc_samples: int = 8
-    top_k: int = 100
 
     name: ClassVar[str] = "fragments"
-    default_torso: ClassVar[str] = "graph"
-    bench_defaults: ClassVar[dict[str, int]] = {"iterations": 600, "eval_every": 100}
+    state_type: ClassVar[type] = FragmentState
 
     def __post_init__(self):
         check_range(self, "max_blocks", 1, 12, integer=True)
@@ -266,15 +255,7 @@ class Fragments(Env):
             object.__setattr__(self, "blocks", tuple(self.blocks))
         if len(set(self.blocks)) != len(self.blocks):
             raise ValueError(f"fragments.blocks must be distinct SMILES, got {self.blocks!r}")
-        check_choice(self, "chemistry", chem.CHEMISTRY)
-        chem.check_score(self.score)
-        check_choice(self, "transform", ("exp", "power"))
-        check_range(self, "beta", 0.0, None, lo_open=True)
-        check_range(self, "invalid_log_reward", None, None)
-        check_range(self, "mode_threshold", 0.0, 1.0)
-        check_range(self, "test_size", 1, None, integer=True)
-        check_range(self, "mc_samples", 1, None, integer=True)
-        check_range(self, "top_k", 1, None, integer=True)
+        super().__post_init__()
         load_library(self.block_smiles, self.chemistry)  # a bad block fails at construction
 
     # --- library and sizes ---------------------------------------------------------------------
@@ -307,10 +288,6 @@ class Fragments(Env):
         return self.max_blocks + 1
 
     @property
-    def stop_action(self) -> int:
-        return self.num_actions - 1
-
-    @property
     def max_steps(self) -> int:
         return self.max_blocks + 1
 
@@ -318,11 +295,6 @@ class Fragments(Env):
     def graph_layout(self) -> tuple[int, int, int, int]:
         """(nodes M, node features F + 2S, edge channels S, extra 2) of `observe`."""
         return self.max_blocks, self.num_fragments + 2 * MAX_STEMS, MAX_STEMS, 2
-
-    @property
-    def obs_dim(self) -> int:
-        N, F, E, X = self.graph_layout
-        return N * F + N * N * E + X
 
     def _tables(self):
         lib = self.library
@@ -338,6 +310,9 @@ class Fragments(Env):
     def num_blocks(self, state) -> jax.Array:
         """int32[B]: n."""
         return (state.frag > 0).sum(-1).astype(jnp.int32)
+
+    def _nonempty(self, state) -> jax.Array:
+        return self.num_blocks(state) >= 1
 
     def _children(self, state) -> jax.Array:
         """bool[B, M, S]: a block hangs on stem s of the block at position i."""
@@ -468,12 +443,6 @@ class Fragments(Env):
         remove = leaf & (q < n[:, None]) & ((q > 0) | (n == 1)[:, None]) & ~state.done[:, None]
         return jnp.concatenate([remove, state.done[:, None]], axis=-1)
 
-    def is_terminal(self, state):
-        return state.done
-
-    def is_initial(self, state):
-        return (self.num_blocks(state) == 0) & ~state.done
-
     def to_backward_action(self, state, action):
         place, attach, stop, _, i, s = self._decode(action)
         pos = jnp.where(attach, self._insert_position(state, i, s), 0)
@@ -510,50 +479,13 @@ class Fragments(Env):
         extra = jnp.stack([state.done.astype(jnp.float32), self.num_blocks(state) / M], -1)
         return jnp.concatenate([nodes, edges, extra], axis=-1)
 
-    # --- reward -----------------------------------------------------------------------------
-    def score_states(self, state) -> tuple[jax.Array, jax.Array]:
-        """(score float32[B], ok bool[B]) via one host RDKit callback."""
-        compute = self.num_blocks(state) >= 1
-        shape = compute.shape
-        out = (
-            jax.ShapeDtypeStruct(shape, jnp.float32),
-            jax.ShapeDtypeStruct(shape, jnp.bool_),
-        )
-        host = functools.partial(chem.timed(_host_scores), env=self)
-        return jax.pure_callback(
-            host, out, *self.molecule_arrays(state), compute, vmap_method="broadcast_all"
-        )
-
-    def log_reward_from_score(self, score: jax.Array) -> jax.Array:
-        """log R = β·s ("exp") or β·log max(s, 1e−6) ("power")."""
-        if self.transform == "exp":
-            return self.beta * score
-        return self.beta * jnp.log(jnp.maximum(score, 1e-6))
-
-    def log_reward(self, state):
-        score, ok = self.score_states(state)
-        log_r = self.log_reward_from_score(score)
-        return jnp.where(ok, log_r, self.invalid_log_reward).astype(jnp.float32)
-
-    # --- molecule capabilities (gfnjax.envs.base) ----------------------------------------------
-    @property
-    def molecular(self) -> bool:
-        return True
-
-    @property
-    def score_name(self) -> str:
-        return self.score
-
+    # --- molecule capabilities (gfnjax.envs.base; reward: MoleculeEnv) ------------------------
     def molecule_arrays(self, state):
         return state.frag, state.anchor, state.parent, state.site
 
     def host_molecules(self, arrays):
         rows = [np.asarray(a, np.int32) for a in arrays]
         return [_tree_entry(self.library, *r) for r in zip(*rows)]
-
-    @property
-    def num_test_trajectories(self) -> int:
-        return self.mc_samples
 
     def test_set(self):
         """`test_size` random terminal states (seed 0): a size n ~ U{1..M}, then uniformly random
@@ -583,40 +515,7 @@ class Fragments(Env):
                 f"fragments with max_blocks={self.max_blocks} and {self.num_fragments} blocks is "
                 "not enumerable"
             )
-        return _enumerate(self)
-
-    @property
-    def num_states(self) -> int:
-        return int(self._enumeration()[0].shape[0])
-
-    @property
-    def num_terminals(self) -> int:
-        return self.num_states - 1
-
-    def _states(self, rows, done: bool):
-        _, frag, anchor, parent, site = self._enumeration()
-        return FragmentState(
-            frag=jnp.asarray(frag[rows]),
-            anchor=jnp.asarray(anchor[rows]),
-            parent=jnp.asarray(parent[rows]),
-            site=jnp.asarray(site[rows]),
-            done=jnp.full((len(frag[rows]),), done),
-        )
-
-    def enumerate_states(self):
-        return self._states(slice(None), False)
-
-    def enumerate_terminals(self):
-        # terminals are the non-empty states, in key order (the empty tree has the smallest key)
-        return self._states(slice(1, None), True)
-
-    def state_index(self, state):
-        keys = jnp.asarray(self._enumeration()[0])
-        idx = jnp.searchsorted(keys, self.state_key(state))
-        return jnp.clip(idx, 0, keys.shape[0] - 1).astype(jnp.int32)
-
-    def terminal_index(self, state):
-        return jnp.maximum(self.state_index(state) - 1, 0).astype(jnp.int32)
+        return enumerate_bfs(self, 64)  # (keys, frag, anchor, parent, site); empty tree: key 0
 
 
 # --- host side -------------------------------------------------------------------------------
@@ -630,21 +529,6 @@ def _tree_entry(lib: Library, frag, anchor, parent, site):
         mol = assemble(lib, frag, anchor, parent, site)
         _TREE_CACHE[key] = None if mol is None else (chem.canonical_smiles(mol), mol)
     return _TREE_CACHE[key]
-
-
-def _host_scores(frag, anchor, parent, site, compute, env: Fragments):
-    """Host batch scorer: arrays int[..., M], compute bool[...] -> (score float32[...], ok
-    bool[...]); rows with compute False or rejected get score 0, ok False."""
-    shape = compute.shape
-    M = frag.shape[-1]
-    arrays = [np.asarray(a, np.int32).reshape(-1, M) for a in (frag, anchor, parent, site)]
-    compute = np.asarray(compute, bool).reshape(-1)
-    rows = np.nonzero(compute)[0]
-    entries = env.host_molecules(tuple(a[rows] for a in arrays))
-    score = np.zeros(compute.shape, np.float32)
-    ok = np.zeros(compute.shape, bool)
-    score[rows], ok[rows] = chem.score_rows(entries, env.score)
-    return score.reshape(shape), ok.reshape(shape)
 
 
 def _random_terminals(env: Fragments, n: int, seed: int = 0) -> FragmentState:
@@ -665,49 +549,6 @@ def _random_terminals(env: Fragments, n: int, seed: int = 0) -> FragmentState:
         return env.step(state, jnp.full((n,), env.stop_action, jnp.int32))
 
     return jax.device_get(sample(jax.random.PRNGKey(seed)))
-
-
-@functools.lru_cache(maxsize=8)
-def _enumerate(env: Fragments):
-    """Breadth-first enumeration of every non-terminal state with the environment's own jitted
-    step and mask: (keys int32[S] sorted, frag, anchor, parent, site)."""
-    A = env.num_actions
-    chunk = 64  # fixed batch: one compilation per instance
-
-    @jax.jit
-    def expand(state):
-        mask = env.forward_mask(state)[:, : A - 1]  # stop leads to terminals (same trees)
-        rep = jax.tree.map(lambda x: jnp.repeat(x, A - 1, axis=0), state)
-        child = env.step(rep, jnp.tile(jnp.arange(A - 1), chunk))
-        arrays = (child.frag, child.anchor, child.parent, child.site)
-        return arrays, mask.reshape(-1), env.state_key(child)
-
-    s0 = jax.device_get(env.reset(1))
-    seen = {0: tuple(np.asarray(x[0]) for x in (s0.frag, s0.anchor, s0.parent, s0.site))}
-    frontier = [0]
-    while frontier:
-        new = []
-        for c in range(0, len(frontier), chunk):
-            part = frontier[c : c + chunk]
-            pad = part + [part[0]] * (chunk - len(part))
-            st = FragmentState(
-                *(jnp.asarray(np.stack([seen[k][f] for k in pad])) for f in range(4)),
-                done=jnp.zeros((chunk,), bool),
-            )
-            arrays, mask, key = expand(st)
-            arrays = [np.asarray(a) for a in arrays]
-            mask = np.array(mask)
-            key = np.asarray(key)
-            mask[len(part) * (A - 1) :] = False
-            for r in np.nonzero(mask)[0]:
-                k = int(key[r])
-                if k not in seen:
-                    seen[k] = tuple(a[r] for a in arrays)
-                    new.append(k)
-        frontier = new
-    keys = np.asarray(sorted(seen), np.int32)
-    fields = [np.stack([seen[int(k)][f] for k in keys]).astype(np.int32) for f in range(4)]
-    return (keys, *fields)
 
 
 __all__ = ["Fragments", "FragmentState", "Library", "assemble", "load_library"]

@@ -62,14 +62,13 @@ log R = β·s ("exp", R = exp(β·score) as in docs/methods.md §4) or β·log m
 R = s^β). β = 10 by default (seed papers use β ∈ {4, 8, 10, 16}); β is static (a field of the
 env), so a β sweep is one program per value. The mask makes every graph a valid molecule;
 anything RDKit still rejects gets log R = `invalid_log_reward` (−100) and is counted in
-`chem.STATS.invalid`.
+`chem.STATS.invalid`. The reward code is shared with `fragments` (`gfnjax.envs.molecule`).
 `log_reward(s)` is defined for every non-empty state (the reward of stopping there).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import ClassVar
 
@@ -79,7 +78,7 @@ import numpy as np
 from flax import struct
 
 from gfnjax.envs import chem
-from gfnjax.envs.base import Env
+from gfnjax.envs.molecule import MoleculeEnv, enumerate_bfs
 from gfnjax.utils import check_choice, check_range
 
 MAX_ORDER = 3
@@ -93,43 +92,29 @@ class MolGraphState:
 
 
 @dataclasses.dataclass(frozen=True)
-class MolGraph(Env):
+class MolGraph(MoleculeEnv):
     """Atom-level molecular graph environment; see the module docstring.
 
-    Attributes:
+    Attributes (score, transform, beta, invalid_log_reward, mc_samples, top_k: see
+    `gfnjax.envs.molecule.MoleculeEnv`):
       max_atoms: N heavy atoms at most (2..12); 9 = QM9-like.
       elements: element symbols (from `chem.VALENCE`); C, N, O, F as in QM9.
       chemistry: "plausible" (default: masks enforce the rules B1–B5 of `gfnjax.envs.chem`) or
         "unrestricted" (valence rule only: every neutral labelled graph).
-      score: "qed" (default), "sa", "qed_sa", "qed_alerts", "drug_like" or a registered score
-        (`gfnjax.envs.chem`, formulas in the module docstring).
-      transform: "exp" (log R = β·s, docs/methods.md §4) or "power" (log R = β·log s).
-      beta: reward exponent β > 0; 10 (seed papers use 4, 8, 10, 16).
       graph_identity: "labelled" (π over labelled graphs) or "molecule" (reward / c(G)).
-      invalid_log_reward: log R of anything RDKit rejects (−100, below every valid log R).
       mode_threshold: score at or above which a molecule can count as a mode (0.55 ≈ the top
         15% of QED in the filtered NCI test set).
       test_size: held-out test molecules for the correlation metric (≤ available; 128).
-      mc_samples: backward trajectories per test molecule for log P_θ(x) (8).
-      top_k: k of the top-k reward metric (100).
     """
 
     max_atoms: int = 9
     elements: tuple[str, ...] = ("C", "N", "O", "F")
-    chemistry: str = "plausible"
-    score: str = "qed"
-    transform: str = "exp"
-    beta: float = 10.0
     graph_identity: str = "labelled"
-    invalid_log_reward: float = -100.0
     mode_threshold: float = 0.55
-    test_size: int = 128
-    mc_samples: int = 8
-    top_k: int = 100
 
     name: ClassVar[str] = "molgraph"
-    default_torso: ClassVar[str] = "graph"
-    bench_defaults: ClassVar[dict[str, int]] = {"iterations": 600, "eval_every": 100}
+    state_type: ClassVar[type] = MolGraphState
+    _num_extras: ClassVar[int] = 1  # log c(G)
 
     def __post_init__(self):
         check_range(self, "max_atoms", 2, 12, integer=True)
@@ -149,16 +134,8 @@ class MolGraph(Env):
                 f"MolGraph.elements must be distinct symbols from {sorted(chem.VALENCE)}, "
                 f"got {self.elements!r}"
             )
-        check_choice(self, "chemistry", chem.CHEMISTRY)
-        chem.check_score(self.score)
-        check_choice(self, "transform", ("exp", "power"))
+        super().__post_init__()
         check_choice(self, "graph_identity", ("labelled", "molecule"))
-        check_range(self, "beta", 0.0, None, lo_open=True)
-        check_range(self, "invalid_log_reward", None, None)
-        check_range(self, "mode_threshold", 0.0, 1.0)
-        check_range(self, "test_size", 1, None, integer=True)
-        check_range(self, "mc_samples", 1, None, integer=True)
-        check_range(self, "top_k", 1, None, integer=True)
 
     # --- static sizes --------------------------------------------------------------------
     @property
@@ -183,10 +160,6 @@ class MolGraph(Env):
         return self.num_pairs + 2
 
     @property
-    def stop_action(self) -> int:
-        return self.num_actions - 1
-
-    @property
     def max_steps(self) -> int:
         # place + (total bond order) + stop; total bond order ≤ ⌊N·v_max/2⌋ and ≤ 3P
         return 2 + min(self.max_atoms * self.max_valence // 2, MAX_ORDER * self.num_pairs)
@@ -195,11 +168,6 @@ class MolGraph(Env):
     def graph_layout(self) -> tuple[int, int, int, int]:
         """(num_nodes N, node features F, edge features E, extra features) of `observe`."""
         return self.max_atoms, self.num_elements + self.max_valence + 1, MAX_ORDER, 2
-
-    @property
-    def obs_dim(self) -> int:
-        N, F, E, X = self.graph_layout
-        return N * F + N * N * E + X
 
     def _pairs(self):
         i, j = np.triu_indices(self.max_atoms, k=1)
@@ -212,6 +180,9 @@ class MolGraph(Env):
     def num_atoms(self, state) -> jax.Array:
         """int32[B]: n."""
         return (state.atoms > 0).sum(-1).astype(jnp.int32)
+
+    def _nonempty(self, state) -> jax.Array:
+        return self.num_atoms(state) >= 1
 
     def free_valence(self, state) -> jax.Array:
         """int32[B, N]: v(e_i) − Σ_j bonds[i, j] (0 on empty slots)."""
@@ -370,12 +341,6 @@ class MolGraph(Env):
         unstop = state.done[:, None]
         return jnp.concatenate([lower, remove, unstop], axis=-1)
 
-    def is_terminal(self, state):
-        return state.done
-
-    def is_initial(self, state):
-        return (self.num_atoms(state) == 0) & ~state.done
-
     def to_backward_action(self, state, action):
         N, K, P = self.max_atoms, self.num_elements, self.num_pairs
         b = jnp.where(action < K + N * K, P, action - K - N * K)
@@ -405,53 +370,27 @@ class MolGraph(Env):
         extra = jnp.stack([state.done.astype(jnp.float32), self.num_atoms(state) / N], axis=-1)
         return jnp.concatenate([nodes, edges, extra], axis=-1)
 
-    # --- reward -------------------------------------------------------------------------------
-    def score_states(self, state) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """(score float32[B], ok bool[B], log c(G) float32[B]) via one host RDKit callback."""
-        compute = self.num_atoms(state) >= 1
-        shape = compute.shape
-        out = (
-            jax.ShapeDtypeStruct(shape, jnp.float32),
-            jax.ShapeDtypeStruct(shape, jnp.bool_),
-            jax.ShapeDtypeStruct(shape, jnp.float32),
-        )
-        host = functools.partial(chem.timed(_host_scores), env=self)
-        return jax.pure_callback(
-            host, out, state.atoms, state.bonds, compute, vmap_method="broadcast_all"
-        )
-
-    def log_reward_from_score(self, score: jax.Array) -> jax.Array:
-        """log R = β·s ("exp") or β·log max(s, 1e−6) ("power")."""
-        if self.transform == "exp":
-            return self.beta * score
-        return self.beta * jnp.log(jnp.maximum(score, 1e-6))
-
-    def log_reward(self, state):
-        score, ok, log_c = self.score_states(state)
-        log_r = self.log_reward_from_score(score)
+    # --- reward (score_states gives (score, ok, log c(G)), see MoleculeEnv) ---------------------
+    def _host_extras(self, arrays, valid):
+        """(log c(G) float32[n],) for graph_identity="molecule", else zeros."""
+        atoms, bonds = arrays
+        log_c = np.zeros(atoms.shape[:1], np.float32)
         if self.graph_identity == "molecule":
-            log_r = log_r - log_c
-        return jnp.where(ok, log_r, self.invalid_log_reward).astype(jnp.float32)
+            for b in valid:
+                log_c[b] = chem.log_count(atoms[b], bonds[b])
+        return (log_c,)
+
+    def _log_reward(self, score, log_c):
+        log_r = self.log_reward_from_score(score)
+        return log_r - log_c if self.graph_identity == "molecule" else log_r
 
     # --- molecule capabilities (gfnjax.envs.base) ----------------------------------------------
-    @property
-    def molecular(self) -> bool:
-        return True
-
-    @property
-    def score_name(self) -> str:
-        return self.score
-
     def molecule_arrays(self, state):
         return state.atoms, state.bonds
 
     def host_molecules(self, arrays):
         atoms, bonds = (np.asarray(a, np.int32) for a in arrays)
         return [_graph_entry(a, b, self.elements) for a, b in zip(atoms, bonds)]
-
-    @property
-    def num_test_trajectories(self) -> int:
-        return self.mc_samples
 
     def test_set(self):
         """The first `test_size` reference molecules (RDKit's NCI sample within this state space,
@@ -485,83 +424,7 @@ class MolGraph(Env):
                 f"molgraph with max_atoms={self.max_atoms}, "
                 f"{len(self.elements)} elements is not enumerable"
             )
-        return _enumerate(self)
-
-    @property
-    def num_states(self) -> int:
-        return int(self._enumeration()[0].shape[0])
-
-    @property
-    def num_terminals(self) -> int:
-        return self.num_states - 1
-
-    def enumerate_states(self):
-        keys, atoms, bonds = self._enumeration()
-        return MolGraphState(
-            atoms=jnp.asarray(atoms),
-            bonds=jnp.asarray(bonds),
-            done=jnp.zeros((keys.shape[0],), bool),
-        )
-
-    def enumerate_terminals(self):
-        keys, atoms, bonds = self._enumeration()
-        return MolGraphState(
-            atoms=jnp.asarray(atoms[1:]),
-            bonds=jnp.asarray(bonds[1:]),
-            done=jnp.ones((keys.shape[0] - 1,), bool),
-        )
-
-    def state_index(self, state):
-        keys = jnp.asarray(self._enumeration()[0])
-        idx = jnp.searchsorted(keys, self.state_key(state))
-        return jnp.clip(idx, 0, keys.shape[0] - 1).astype(jnp.int32)
-
-    def terminal_index(self, state):
-        # terminals are the non-empty states, in key order (the empty graph has key 0, first)
-        return jnp.maximum(self.state_index(state) - 1, 0).astype(jnp.int32)
-
-
-@functools.lru_cache(maxsize=8)
-def _enumerate(env: MolGraph):
-    """Breadth-first enumeration of every non-terminal state: (keys int32[S] sorted, atoms, bonds).
-
-    Runs once per instance on the host with the environment's own jitted step and mask.
-    """
-    A = env.num_actions
-    chunk = 256  # fixed batch: one compilation per instance
-
-    @jax.jit
-    def expand(state):
-        mask = env.forward_mask(state)[:, : A - 1]  # stop leads to terminals (same graphs)
-        rep = jax.tree.map(lambda x: jnp.repeat(x, A - 1, axis=0), state)
-        child = env.step(rep, jnp.tile(jnp.arange(A - 1), chunk))
-        return child.atoms, child.bonds, mask.reshape(-1), env.state_key(child)
-
-    s0 = env.reset(1)
-    seen = {0: (np.asarray(s0.atoms[0]), np.asarray(s0.bonds[0]))}
-    frontier = [0]
-    while frontier:
-        new = []
-        for c in range(0, len(frontier), chunk):
-            part = frontier[c : c + chunk]
-            pad = part + [part[0]] * (chunk - len(part))
-            st = MolGraphState(
-                atoms=jnp.asarray(np.stack([seen[k][0] for k in pad])),
-                bonds=jnp.asarray(np.stack([seen[k][1] for k in pad])),
-                done=jnp.zeros((chunk,), bool),
-            )
-            atoms, bonds, mask, key = (np.array(v) for v in expand(st))
-            mask[len(part) * (A - 1) :] = False
-            for r in np.nonzero(mask)[0]:
-                k = int(key[r])
-                if k not in seen:
-                    seen[k] = (atoms[r], bonds[r])
-                    new.append(k)
-        frontier = new
-    keys = np.asarray(sorted(seen), np.int32)
-    atoms = np.stack([seen[int(k)][0] for k in keys]).astype(np.int32)
-    bonds = np.stack([seen[int(k)][1] for k in keys]).astype(np.int32)
-    return keys, atoms, bonds
+        return enumerate_bfs(self, 256)  # (keys, atoms, bonds); the empty graph has key 0
 
 
 # Raw graph bytes -> (canonical SMILES, molecule) or None (empty or rejected by RDKit).
@@ -574,27 +437,6 @@ def _graph_entry(atoms: np.ndarray, bonds: np.ndarray, elements: tuple[str, ...]
         mol = chem.graph_to_mol(atoms, bonds, elements)
         _GRAPH_CACHE[key] = None if mol is None else (chem.canonical_smiles(mol), mol)
     return _GRAPH_CACHE[key]
-
-
-def _host_scores(atoms, bonds, compute, env: MolGraph):
-    """Host batch scorer: atoms int[..., N], bonds int[..., N, N], compute bool[...] ->
-    (score float32[...], ok bool[...], log c(G) float32[...]). Rows with compute False or rejected
-    by RDKit get score 0, ok False; log c(G) only for graph_identity="molecule", else 0."""
-    shape = compute.shape
-    N = atoms.shape[-1]
-    atoms = np.asarray(atoms, np.int32).reshape(-1, N)
-    bonds = np.asarray(bonds, np.int32).reshape(-1, N, N)
-    compute = np.asarray(compute, bool).reshape(-1)
-    rows = np.nonzero(compute)[0]
-    entries = env.host_molecules((atoms[rows], bonds[rows]))
-    score = np.zeros(compute.shape, np.float32)
-    ok = np.zeros(compute.shape, bool)
-    score[rows], ok[rows] = chem.score_rows(entries, env.score)
-    log_c = np.zeros(compute.shape, np.float32)
-    if env.graph_identity == "molecule":
-        for b in rows[ok[rows]]:
-            log_c[b] = chem.log_count(atoms[b], bonds[b])
-    return score.reshape(shape), ok.reshape(shape), log_c.reshape(shape)
 
 
 def held_out_smiles(env: MolGraph) -> tuple[str, ...]:
