@@ -115,10 +115,10 @@ def test_unknown_algo_and_field_list_valid_ones(env):
 @pytest.mark.slow
 def test_tlm_and_learned_backward_policy_train(env):
     for pb in ("learned", "tlm"):
-        algo = algos.make("tb", env, pb=pb, **FULL)
+        algo = algos.make("tb", env, pb=pb, **SMALL)
         _, curves = gfnjax.train(algo, jax.random.PRNGKey(0), 1000, 1000)
         assert np.isfinite(np.asarray(curves["train_loss"][1:])).all()
-        assert float(curves["tv"][-1]) < 0.1, (pb, curves["tv"])
+        assert float(curves["tv"][-1]) < 0.05, (pb, curves["tv"])  # from 0.82 (uniform)
 
 
 @pytest.mark.parametrize("seed_batch", [1, 2])
