@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fast_compile import compiled
 
 from gfnjax import algos, envs, optim
 from gfnjax.algos import guides
@@ -250,7 +251,7 @@ def test_trpo_update_keeps_the_per_trajectory_kl_below_delta():
     algo = algos.make("trpo", env, hidden=(32, 32))
     assert algo.preset.name == "ent-ppo"
     state = algo.init(jax.random.PRNGKey(0))
-    update = jax.jit(algo.update)
+    update = compiled(algo.update, state, jax.random.PRNGKey(0))
     for i in range(5):
         state, _ = update(state, jax.random.PRNGKey(100 + i))
     key = jax.random.PRNGKey(7)
