@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from fast_compile import compiled
+from fast_compile import two_updates_are_finite
 from rdkit import Chem, DataStructs
 from rdkit.Chem import QED, RDConfig
 from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
@@ -491,17 +491,7 @@ CASES = [(name, "mlp") for name in sorted(algos.REGISTRY)] + [("tb", "graph")]
 def test_every_algorithm_runs_without_nan(name, torso, env_smoke):
     """Every registered algorithm (MLP torso to keep compile time low; the default graph torso
     with TB; PPO with it runs in `make bench`): init + 2 jitted updates, finite values."""
-    fields = set(algos.config_fields(name))
-    kw = {k: v for k, v in dict(hidden=(32,), batch_size=4, torso=torso).items() if k in fields}
-    algo = algos.make(name, env_smoke, preset="defaults", **kw)
-    state = algo.init(jax.random.PRNGKey(0))
-    update = compiled(algo.update, state, jax.random.PRNGKey(1))
-    for i in range(2):
-        state, info = update(state, jax.random.PRNGKey(i + 1))
-    for leaf in jax.tree.leaves(state.params):
-        assert np.all(np.isfinite(np.asarray(leaf))), name
-    for k, v in info.scalars.items():
-        assert np.isfinite(float(v)), (name, k)
+    info = two_updates_are_finite(name, env_smoke, torso)
     assert np.all(np.asarray(env_smoke.num_atoms(info.terminals)) >= 1)
 
 
