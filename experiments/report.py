@@ -29,6 +29,10 @@ STUDIES = {
 }
 
 
+# trajectory counts at which the primary metric is tabulated (besides each run's final count)
+BUDGETS = {"hypergrid": (20_000, 40_000, 100_000), "ablations": (8_000, 16_000)}
+
+
 def read(path: str) -> list[dict]:
     out = []
     with open(path, encoding="utf-8") as f:
@@ -156,9 +160,10 @@ def main(argv=None) -> int:
         os.makedirs(out_dir, exist_ok=True)
         pngs = harness.plot_curves(records, out_dir)
         lines += [f"## {name}", "", provenance(records), "", harness.results_table(records), ""]
-        budgets = sorted({int(r["final"].get("trajectories", 0)) for r in records})
-        if len(budgets) > 1 or any(primary in r["curves"] for r in records):
-            lines += [budget_table(records, primary, [b for b in budgets if b > 0]), ""]
+        finals = {int(r["final"].get("trajectories", 0)) for r in records}
+        budgets = sorted({b for b in BUDGETS.get(study, ()) if b <= max(finals)} | finals - {0})
+        if any(primary in r["curves"] for r in records):
+            lines += [budget_table(records, primary, budgets), ""]
         for metric, thr, side in thresholds:
             if any(metric in r["curves"] for r in records):
                 lines += [threshold_table(records, metric, thr, side), ""]
