@@ -29,7 +29,7 @@ import sys
 
 import numpy as np
 
-from gfnjax.bench.records import load_results
+from gfnjax.bench.records import CELL_KEYS, load_results
 from gfnjax.bench.run import SUMMARY_KEYS, diverged, status_cell
 from gfnjax.metrics.registry import info as metric_info
 
@@ -38,21 +38,7 @@ TIMING_KEYS = ("compile_s", "wall_s", "trajectories_per_s")
 
 def group_key(rec: dict) -> str:
     """Everything that identifies a run except the seed (and provenance / timings)."""
-    return json.dumps(
-        {
-            k: rec.get(k)
-            for k in (
-                "env",
-                "env_config",
-                "algo",
-                "algo_config",
-                "metrics_config",
-                "iterations",
-                "eval_every",
-            )
-        },
-        sort_keys=True,
-    )
+    return json.dumps({k: rec.get(k) for k in CELL_KEYS if k != "seed"}, sort_keys=True)
 
 
 def group_records(records: list[dict]) -> dict[str, list[dict]]:
