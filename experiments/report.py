@@ -30,7 +30,16 @@ STUDIES = {
 
 
 # trajectory counts at which the primary metric is tabulated (besides each run's final count)
-BUDGETS = {"hypergrid": (20_000, 40_000, 100_000), "ablations": (8_000, 16_000)}
+BUDGETS = {
+    "hypergrid": (20_000, 40_000, 100_000),
+    "ablations": (8_000, 16_000),
+    "bitseq": (8_000, 16_000),
+    "qm9str": (10_000, 40_000, 100_000),
+    "molecules": (2_400, 4_800),
+}
+
+# other metrics tabulated at the same trajectory counts
+SECONDARY = {"bitseq": ("pearson",), "qm9str": ("pearson",), "molecules": ("top_k_reward",)}
 
 
 def read(path: str) -> list[dict]:
@@ -162,15 +171,19 @@ def main(argv=None) -> int:
         lines += [f"## {name}", "", provenance(records), "", harness.results_table(records), ""]
         finals = {int(r["final"].get("trajectories", 0)) for r in records}
         budgets = sorted({b for b in BUDGETS.get(study, ()) if b <= max(finals)} | finals - {0})
-        if any(primary in r["curves"] for r in records):
-            lines += [budget_table(records, primary, budgets), ""]
+        for metric in (primary,) + SECONDARY.get(study, ()):
+            if any(metric in r["curves"] for r in records):
+                lines += [budget_table(records, metric, budgets), ""]
         for metric, thr, side in thresholds:
             if any(metric in r["curves"] for r in records):
                 lines += [threshold_table(records, metric, thr, side), ""]
         lines += [
             f"![{os.path.basename(p)}](figures/{name}/{os.path.basename(p)})"
             for p in pngs
-            if primary in os.path.basename(p) or "modes" in p or "pearson" in p or "l1" in p
+            if any(
+                m in os.path.basename(p)
+                for m in (primary, "modes", "pearson", "l1") + SECONDARY.get(study, ())
+            )
         ]
         lines.append("")
     path = os.path.join(root, "report.md")
