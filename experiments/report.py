@@ -24,7 +24,7 @@ STUDIES = {
     "hypergrid": ("tv", [("tv", 0.1, "below"), ("tv", 0.2, "below"), ("tv", 0.5, "below")]),
     "bitseq": ("modes", [("modes", 5, "above"), ("pearson", 0.5, "above")]),
     "qm9str": ("tv", [("tv", 0.1, "below"), ("tv", 0.3, "below")]),
-    "molecules": ("modes", [("modes", 10, "above")]),
+    "molecules": ("modes", [("modes", 100, "above"), ("top_k_reward", 300, "above")]),
     "ablations": ("tv", [("tv", 0.1, "below")]),
 }
 
