@@ -10,7 +10,7 @@ import pytest
 from fast_compile import compiled
 
 from gfnjax import algos, envs
-from gfnjax.rollout import apply_packed, evaluate, pack_capacities, state_validity
+from gfnjax.rollout import _valid_first, apply_packed, evaluate, pack_capacities, state_validity
 from gfnjax.trainer import make_trainer
 
 
@@ -19,6 +19,16 @@ def test_capacities_halve_down_to_the_minimum():
     assert caps[-1] == 1248 and caps[0] >= 32 and all(c % 8 == 0 or c == 1248 for c in caps)
     assert all(b <= 2 * a + 8 for a, b in zip(caps, caps[1:]))  # consecutive sizes about halve
     assert pack_capacities(16, 16) == (16,)  # nothing to gain: one branch, the padded pass
+
+
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 0.9, 1.0])
+def test_valid_first_is_the_stable_partition(p):
+    """The packing permutation lists the valid rows in order, then the others in order."""
+    for seed in range(5):
+        valid = np.asarray(jax.random.bernoulli(jax.random.PRNGKey(seed), p, (97,)))
+        order = np.asarray(_valid_first(jnp.asarray(valid)))
+        expected = np.concatenate([np.flatnonzero(valid), np.flatnonzero(~valid)])
+        np.testing.assert_array_equal(order, expected)
 
 
 @pytest.mark.parametrize("count", [1, 9, 40, 81, 150, 200])
@@ -84,3 +94,22 @@ def test_training_with_and_without_packing_gives_the_same_curves(name):
         np.testing.assert_allclose(
             np.asarray(a[k]), np.asarray(b[k]), rtol=2e-3, atol=2e-4, err_msg=k
         )
+
+
+@pytest.mark.parametrize("minibatches", [(1, 2), (2, 1)])
+def test_ppo_interleaved_epochs_equal_policy_then_value_epochs(minibatches):
+    """PPO runs its policy and value epochs in one loop; the result is that of one after the
+    other (they touch disjoint parameters and use only π_old's quantities)."""
+    env = envs.make("hypergrid", dim=2, side=6)
+    pol, val = minibatches
+    algo = algos.make(
+        "ppo", env, hidden=(16, 16), batch_size=8, policy_minibatches=pol, value_minibatches=val
+    )
+    sequential = dataclasses.replace(algo, interleave=False)
+    key = jax.random.PRNGKey(3)
+    train = lambda a: compiled(make_trainer(a, 20, 10).train, key)(key)
+    (sa, ca), (sb, cb) = train(algo), train(sequential)
+    for x, y in zip(jax.tree.leaves(sa.state.params), jax.tree.leaves(sb.state.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    for k in ("tv", "train_loss", "train_value_loss"):
+        np.testing.assert_allclose(np.asarray(ca[k]), np.asarray(cb[k]), rtol=1e-5, atol=1e-6)
