@@ -95,21 +95,3 @@ def test_training_with_and_without_packing_gives_the_same_curves(name):
             np.asarray(a[k]), np.asarray(b[k]), rtol=2e-3, atol=2e-4, err_msg=k
         )
 
-
-@pytest.mark.parametrize("minibatches", [(1, 2), (2, 1)])
-def test_ppo_interleaved_epochs_equal_policy_then_value_epochs(minibatches):
-    """PPO runs its policy and value epochs in one loop; the result is that of one after the
-    other (they touch disjoint parameters and use only π_old's quantities)."""
-    env = envs.make("hypergrid", dim=2, side=6)
-    pol, val = minibatches
-    algo = algos.make(
-        "ppo", env, hidden=(16, 16), batch_size=8, policy_minibatches=pol, value_minibatches=val
-    )
-    sequential = dataclasses.replace(algo, interleave=False)
-    key = jax.random.PRNGKey(3)
-    train = lambda a: compiled(make_trainer(a, 20, 10).train, key)(key)
-    (sa, ca), (sb, cb) = train(algo), train(sequential)
-    for x, y in zip(jax.tree.leaves(sa.state.params), jax.tree.leaves(sb.state.params)):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
-    for k in ("tv", "train_loss", "train_value_loss"):
-        np.testing.assert_allclose(np.asarray(ca[k]), np.asarray(cb[k]), rtol=1e-5, atol=1e-6)

@@ -23,7 +23,7 @@ authors' code, while a flow objective steps the net and log Z together.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, ClassVar, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -209,34 +209,6 @@ def minibatch_epochs(
         return jax.lax.scan(lambda c, i: step(c, jax.tree.map(lambda x: x[i], data)), carry, idx)
 
     return jax.lax.scan(epoch, carry, jax.random.split(key, num_epochs))
-
-
-def interleaved_epochs(carry: Any, jobs: Sequence[tuple], num_epochs: int) -> tuple[Any, list]:
-    """`minibatch_epochs` of several jobs at once: each of the `num_epochs` passes runs one pass
-    of every job in turn. jobs: (step, data, key, num_minibatches) tuples as the arguments of
-    `minibatch_epochs`, whose random minibatches they reproduce (each job's key split into
-    `num_epochs`). Jobs that update disjoint parts of the carry (PPO's policy and value networks)
-    give the result of running them one after the other; inside one loop body XLA can run their
-    network passes concurrently on the CPU cores.
-    Returns (carry, [each job's outputs with leading [num_epochs, num_minibatches]])."""
-
-    def epoch(carry, keys):
-        outs = []
-        for (step, data, _, num_minibatches), k in zip(jobs, keys):
-            B = jax.tree.leaves(data)[0].shape[0]
-            idx = jax.random.permutation(k, B).reshape(num_minibatches, -1)
-            # unrolled: a loop inside the body would keep the jobs' passes apart
-            carry, out = jax.lax.scan(
-                lambda c, i, step=step, data=data: step(c, jax.tree.map(lambda x: x[i], data)),
-                carry,
-                idx,
-                unroll=True,
-            )
-            outs.append(out)
-        return carry, outs
-
-    keys = [jax.random.split(job[2], num_epochs) for job in jobs]
-    return jax.lax.scan(epoch, carry, keys)
 
 
 def check_divides(obj: Any, name: str, total: str = "batch_size") -> None:

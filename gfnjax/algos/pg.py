@@ -253,9 +253,11 @@ class PGAlgorithm(Algorithm):
         """Value targets recomputed with the current V (value_targets="recomputed")."""
         return self.gae_and_targets(rewards, values, traj.mask, hp)[1]
 
-    def value_job(self, traj, ev_old, targets):
-        """(step, data) of the value regression: `step(state, minibatch)` is one Adam step on
-        `value_objective` over a minibatch of `data` (leaves [B, ...])."""
+    def value_update(self, state, traj, ev_old, targets, key):
+        """`value_epochs` passes × `value_minibatches` Adam steps (nested lax.scan)."""
+        if not self.uses_value:
+            return state, {}
+        cfg = self.config
         if targets is None:
             targets = jnp.zeros(traj.mask.shape, jnp.float32)
 
@@ -266,27 +268,11 @@ class PGAlgorithm(Algorithm):
             )
             return self.apply_step(state, "value", {"value": grads}), loss
 
-        return step, (traj, ev_old, targets)
-
-    def value_update(self, state, traj, ev_old, targets, key):
-        """`value_epochs` passes × `value_minibatches` Adam steps (nested lax.scan)."""
-        if not self.uses_value:
-            return state, {}
-        cfg = self.config
-        step, data = self.value_job(traj, ev_old, targets)
+        data = (traj, ev_old, targets)
         state, losses = minibatch_epochs(
             step, state, data, key, cfg.value_epochs, cfg.value_minibatches
         )
         return state, {"value_loss": losses[-1].mean()}
-
-    def policy_and_value_update(self, state, traj, ev_old, adv, extra_grads, targets, keys):
-        """The policy step(s), then the value regression; keys = (policy key, value key). The two
-        touch disjoint parameters and both use only π_old's quantities, so subclasses may
-        interleave them (PPO) with the same result."""
-        k_pol, k_val = keys
-        state, pol_info = self.policy_update(state, traj, ev_old, adv, extra_grads, k_pol)
-        state, val_info = self.value_update(state, traj, ev_old, targets, k_val)
-        return state, {**pol_info, **val_info}
 
     def pb_after_update(self, state, traj, key):
         """RL-B / RL-G: the backward-policy objective after the forward update."""
@@ -306,10 +292,9 @@ class PGAlgorithm(Algorithm):
             else jnp.zeros(traj.obs.shape[:2], jnp.float32)
         )
         adv, targets, extra_grads, adv_info = self.advantages(state, ev_old, traj, values)
-        state, pv_info = self.policy_and_value_update(
-            state, traj, ev_old, adv, extra_grads, targets, (k_pol, k_val)
-        )
+        state, pol_info = self.policy_update(state, traj, ev_old, adv, extra_grads, k_pol)
+        state, val_info = self.value_update(state, traj, ev_old, targets, k_val)
         if self.pb_after_forward:
             state, scalars = self.pb_after_update(state, traj, k_pb)
-        scalars = {**scalars, **adv_info, **pv_info}
+        scalars = {**scalars, **adv_info, **pol_info, **val_info}
         return state.replace(step=state.step + 1), step_info(traj, scalars)

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import jax
 
-from gfnjax.algos.base import check_divides, interleaved_epochs, minibatch_epochs
+from gfnjax.algos.base import check_divides, minibatch_epochs
 from gfnjax.algos.pg import GAEConfig, PGAlgorithm
 from gfnjax.losses.pg import ppo_surrogate
 from gfnjax.utils import check_range
@@ -52,11 +52,9 @@ class PPO(PGAlgorithm):
     name: ClassVar[str] = "ppo"
     Config: ClassVar[type] = PPOConfig
     uses_value: ClassVar[bool] = True
-    # policy and value epochs in one loop (`policy_and_value_update`); False: one after the other
-    interleave: bool = True
 
-    def policy_job(self, traj, ev_old, adv):
-        """(step, data): `step(state, minibatch)` is one Adam step on `ppo_surrogate`."""
+    def policy_update(self, state, traj, ev_old, adv, extra_grads, key):
+        cfg = self.config
 
         def step(state, batch):
             t, lp_old, a = batch
@@ -77,30 +75,8 @@ class PPO(PGAlgorithm):
             (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params["net"])
             return self.apply_step(state, "policy", {"net": grads}), dict(info, loss=loss)
 
-        return step, (traj, ev_old.log_probs[:, :-1], adv)
-
-    def policy_update(self, state, traj, ev_old, adv, extra_grads, key):
-        cfg = self.config
-        step, data = self.policy_job(traj, ev_old, adv)
+        data = (traj, ev_old.log_probs[:, :-1], adv)
         state, infos = minibatch_epochs(
             step, state, data, key, cfg.policy_epochs, cfg.policy_minibatches
         )
         return state, jax.tree.map(lambda x: x[-1].mean(), infos)
-
-    def policy_and_value_update(self, state, traj, ev_old, adv, extra_grads, targets, keys):
-        """With as many policy as value epochs (the Ent-PPO presets), epoch e runs the policy's
-        and the value net's e-th passes in one loop body (`interleaved_epochs`): the same
-        minibatches and the same result as policy epochs then value epochs, but the two
-        networks' passes can overlap on two cores."""
-        cfg = self.config
-        if not self.interleave or cfg.policy_epochs != cfg.value_epochs:
-            return super().policy_and_value_update(
-                state, traj, ev_old, adv, extra_grads, targets, keys
-            )
-        jobs = [
-            (*self.policy_job(traj, ev_old, adv), keys[0], cfg.policy_minibatches),
-            (*self.value_job(traj, ev_old, targets), keys[1], cfg.value_minibatches),
-        ]
-        state, (pol, val) = interleaved_epochs(state, jobs, cfg.policy_epochs)
-        info = jax.tree.map(lambda x: x[-1].mean(), pol)
-        return state, dict(info, value_loss=val[-1].mean())
