@@ -94,4 +94,3 @@ def test_training_with_and_without_packing_gives_the_same_curves(name):
         np.testing.assert_allclose(
             np.asarray(a[k]), np.asarray(b[k]), rtol=2e-3, atol=2e-4, err_msg=k
         )
-
