@@ -1,7 +1,9 @@
 """Where an update's time goes, by XLA operation kind: a `jax.profiler` trace of K updates of one
-algorithm on hypergrid 20^4, from a state after `--warmup` updates.
+algorithm on hypergrid 20^4 (or one row of benchmarks/throughput.py with `--row`), from a state
+after `--warmup` updates.
 
-    .venv/bin/python benchmarks/profile_ops.py [--algo ppo] [--warmup 300] [--updates 20]
+    .venv/bin/python benchmarks/profile_ops.py [--algo ppo | --row tb_bitseq_mlp] [--warmup 300]
+        [--updates 20]
 
 XLA:CPU records one trace event per executed thunk (`--xla_cpu_enable_xprof_traceme`); nested
 events (a `cond` or `while` and the operations inside) are reduced to self time, then summed per
@@ -64,11 +66,21 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--algo", default="ppo")
+    p.add_argument(
+        "--row", default=None, help="a row of benchmarks/throughput.py (overrides --algo)"
+    )
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--updates", type=int, default=20)
     p.add_argument("--top", type=int, default=12)
     args = p.parse_args(argv)
-    algo = algos.make(args.algo, envs.make("hypergrid", dim=4, side=20))
+    if args.row:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from throughput import ROWS
+
+        name, env_name, env_kw, algo_kw = ROWS[args.row]
+        algo = algos.make(name, envs.make(env_name, **env_kw), **algo_kw)
+    else:
+        algo = algos.make(args.algo, envs.make("hypergrid", dim=4, side=20))
     many = lambda n: jax.jit(
         lambda s, k: jax.lax.scan(lambda s, k: algo.update(s, k), s, jax.random.split(k, n))[0]
     )
@@ -95,7 +107,7 @@ def main(argv=None) -> int:
         f"Machine {platform.node()} ({os.cpu_count()} CPUs), commit {commit}, "
         f"{datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}, "
         f"JAX {jax.__version__}; `{' '.join([os.path.relpath(sys.executable)] + sys.argv)}`\n\n"
-        f"{args.algo}: {1e3 * min(untraced) / K:.2f} ms per update untraced, "
+        f"{args.row or args.algo}: {1e3 * min(untraced) / K:.2f} ms per update untraced, "
         f"{1e3 * traced / K:.2f} traced; thread time {all_ns / K / 1e6:.2f} ms per update\n"
     )
     print("| operation kind | ms per update | share | events per update |\n|---|---|---|---|")

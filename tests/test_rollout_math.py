@@ -20,6 +20,7 @@ from scipy import stats
 
 from gfnjax.envs.hypergrid import Hypergrid
 from gfnjax.rollout import evaluate, sample_backward, sample_forward
+from gfnjax.utils import sample_from_log_probs
 
 P_VALUE = 1e-3  # goodness-of-fit threshold (the tests are deterministic: fixed keys)
 POWER = 1e-8  # the documented alternatives must be rejected far more strongly
@@ -207,3 +208,46 @@ def test_backward_sampler_follows_softmax_of_the_learned_backward_policy():
     assert chi2_p(counts, np.array([0.5, 0.5, 0.0])) < POWER, "indistinguishable from uniform P_B"
     np.testing.assert_array_equal(np.asarray(traj.actions)[:, 2], ENV.stop_action)
     assert math.isclose(float(np.asarray(traj.log_pb)[:, 2].max()), 0.0, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize("width", [100, 1000], ids=["flat", "two_level"])
+def test_inverse_cdf_sampler_chi_square_on_wide_masked_rows(width):
+    """`sample_from_log_probs` against numpy softmax probabilities: random logits with a random
+    mask, a fully masked stretch longer than a block, and mass in the last partial block; no masked
+    action is ever drawn, frequencies pass χ², and the uniform alternative is rejected."""
+    rng = np.random.default_rng(width)
+    logits = rng.normal(size=width) * 2.0
+    valid = rng.random(width) < 0.3
+    valid[width // 4 : width // 4 + 150] = False
+    valid[-3:] = True
+    logits[-1] = logits.max() + 2.0  # a heavy action in the last (partial) block
+    lp = jnp.asarray(np.where(valid, logits - np.logaddexp.reduce(logits[valid]), -np.inf))
+    n = 200_000
+    draws = jax.jit(jax.vmap(lambda k: sample_from_log_probs(k, lp)))(
+        jax.random.split(jax.random.PRNGKey(0), n)
+    )
+    counts = np.bincount(np.asarray(draws), minlength=width).astype(float)
+    p = np.exp(np_log_softmax(logits, valid))
+    assert chi2_p(counts, p) > P_VALUE
+    assert chi2_p(counts, valid / valid.sum()) < POWER
+
+
+def test_inverse_cdf_sampler_never_draws_masked_actions_at_extreme_ranges():
+    """Rows whose valid probabilities span 1e-30 … 1 next to masked stretches (where rounding of
+    the block sums is largest): every draw is a valid action; an all-masked row returns 0."""
+    A = 3840
+    rng = np.random.default_rng(1)
+    rows = []
+    for r in range(16):
+        valid = rng.random(A) < 0.02
+        valid[rng.integers(A)] = True
+        logits = np.where(valid, rng.uniform(-70.0, 0.0, A), -np.inf)
+        rows.append(logits)
+    lp = jnp.asarray(np.stack(rows), jnp.float32)
+    draws = jax.jit(jax.vmap(lambda k: sample_from_log_probs(k, lp)))(
+        jax.random.split(jax.random.PRNGKey(3), 4096)
+    )
+    hit = np.take_along_axis(np.isfinite(np.stack(rows))[None], np.asarray(draws)[..., None], -1)
+    assert hit.all(), "a masked action was drawn"
+    none = jnp.full((1, A), -jnp.inf)
+    assert int(sample_from_log_probs(jax.random.PRNGKey(0), none)[0]) == 0
