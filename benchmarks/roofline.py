@@ -182,16 +182,15 @@ def main(argv=None) -> int:
         state = algo.init(jax.random.PRNGKey(0))
         if args.warmup:
             state = jax.jit(
-                lambda s, k: jax.lax.scan(
-                    lambda s, k: algo.update(s, k), s, jax.random.split(k, args.warmup)
-                )[0]
+                lambda s, k, a=algo: jax.lax.scan(a.update, s, jax.random.split(k, args.warmup))[0]
             )(state, jax.random.PRNGKey(1))
         parts, R, L = floor(algo, state, jax.random.PRNGKey(2))
         total = sum(c * ms for _, c, _, ms in parts)
         meas = measured_ms(algo, state, jax.random.PRNGKey(3))
         print(f"## {row}: R = {R} real states, L = {L} sampler steps per batch\n")
         print(
-            "| network pass | calls | rows | ms per call | ms per iteration |\n|---|---|---|---|---|"
+            "| network pass | calls | rows | ms per call | ms per iteration |\n"
+            "|---|---|---|---|---|"
         )
         for nm, c, r, ms in parts:
             print(f"| {nm} | {c} | {r} | {ms:.3f} | {c * ms:.2f} |")
