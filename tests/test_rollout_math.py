@@ -238,7 +238,7 @@ def test_inverse_cdf_sampler_never_draws_masked_actions_at_extreme_ranges():
     A = 3840
     rng = np.random.default_rng(1)
     rows = []
-    for r in range(16):
+    for _ in range(16):
         valid = rng.random(A) < 0.02
         valid[rng.integers(A)] = True
         logits = np.where(valid, rng.uniform(-70.0, 0.0, A), -np.inf)
