@@ -44,7 +44,8 @@ def sample_from_log_probs(key: jax.Array, log_probs: jax.Array) -> jax.Array:
     u·total. Cheaper than Gumbel-max (`jax.random.categorical`) for wide action spaces (one
     random number per row instead of A). For A > 2·SAMPLE_BLOCK the search is two-level: block
     sums, the block where the CDF crosses u·total, then a cumulative sum inside that block only
-    (a full-width cumulative sum was 12% of a bitseq TB update: benchmarks/throughput.md).
+    (a full-width cumulative sum was 9% of a bitseq TB update's thread time:
+    benchmarks/throughput.md).
     Zero-probability entries are never returned: the CDF does not increase across them,
     u ∈ (0, 1], and a rounding overshoot inside a block falls back to its last positive entry.
     """
