@@ -1,7 +1,7 @@
 """How close an iteration is to this machine's limit: the network work on real states alone.
 
     .venv/bin/python benchmarks/roofline.py [--rows ppo_hypergrid,tb_bitseq_mlp,...]
-        [--warmup 30] [--peers-since 2026-12-02T12:40]
+        [--warmup 30] [--peers-since 2026-12-02T14:49]
 
 For one row of benchmarks/throughput.py, after `--warmup` updates from the initial policy, the
 *floor* of an iteration is the wall time of the network passes it cannot avoid, each timed alone
@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from profile_updates import best_ms  # noqa: E402
 from throughput import ROWS  # noqa: E402
 
 from gfnjax import algos, envs  # noqa: E402
@@ -51,16 +52,6 @@ PEERS = {
     "tb_bitseq_transformer": ("gfnx",),
     "tb_bitseq_mlp": ("torchgfn",),
 }
-
-
-def best_ms(g, args, n):
-    jax.block_until_ready(g(*args))
-    best = float("inf")
-    for _ in range(5):
-        t = time.perf_counter()
-        jax.block_until_ready(g(*args))
-        best = min(best, (time.perf_counter() - t) / n)
-    return 1e3 * best
 
 
 def forward_ms(apply, params, x, n=50):
@@ -164,7 +155,7 @@ def main(argv=None) -> int:
     )
     p.add_argument("--rows", default=",".join(PEERS))
     p.add_argument("--warmup", type=int, default=30)
-    p.add_argument("--peers-since", default="2026-12-02T12:40")
+    p.add_argument("--peers-since", default="2026-12-02T14:49")
     args = p.parse_args(argv)
     peers = peer_rates(args.peers_since)
     commit = subprocess.run(
