@@ -413,6 +413,44 @@ def test_ppo_takes_epochs_times_minibatches_policy_steps_and_value_steps():
     assert count("policy") == 6 and count("value") == 8
 
 
+def test_minibatch_order_fixed_is_contiguous_splits_and_shuffled_is_a_new_partition():
+    data = jnp.arange(8)
+    seen = lambda order, key: np.asarray(
+        algos.base.minibatch_epochs(lambda c, b: (c, b), 0, data, key, 3, 2, order)[1]
+    )
+    for key in jax.random.split(jax.random.PRNGKey(0), 4):
+        np.testing.assert_array_equal(
+            seen("fixed", key), np.tile(np.arange(8).reshape(2, 4), (3, 1, 1))
+        )
+    shuffled = np.stack([seen("shuffled", k) for k in jax.random.split(jax.random.PRNGKey(1), 4)])
+    np.testing.assert_array_equal(
+        np.sort(shuffled.reshape(4, 3, 8), -1), np.broadcast_to(np.arange(8), (4, 3, 8))
+    )
+    assert len({p.tobytes() for p in shuffled.reshape(12, 8)}) > 1, "the partitions change"
+
+
+@pytest.mark.parametrize("order", ["fixed", "shuffled"])
+def test_ppo_minibatch_order_reaches_the_policy_and_value_epochs(order):
+    """With fixed splits the minibatches do not depend on the key, so two keys give the same
+    update; with shuffled splits they differ."""
+    env = envs.make("hypergrid", dim=2, side=4)
+    algo = algos.make(
+        "ppo", env, hidden=(8,), policy_minibatches=2, value_minibatches=2, minibatch_order=order
+    )
+    state = algo.init(jax.random.PRNGKey(0))
+    traj = algo.sample(state, jax.random.PRNGKey(1))
+    ev = algo.evaluation(state.params["net"], traj)
+    adv = jnp.where(traj.mask, jax.random.normal(jax.random.PRNGKey(2), traj.mask.shape), 0.0)
+    policy = jax.jit(lambda k: algo.policy_update(state, traj, ev, adv, {}, k)[0].params["net"])
+    value = jax.jit(lambda k: algo.value_update(state, traj, ev, adv, k)[0].params["value"])
+    for update in (policy, value):
+        a, b = update(jax.random.PRNGKey(3)), update(jax.random.PRNGKey(4))
+        same = all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+        assert same == (order == "fixed")
+    with pytest.raises(ValueError, match="minibatch_order"):
+        algos.make("ppo", env, minibatch_order="contiguous")
+
+
 def test_hypergrid_guide_uses_the_reward_floor():
     s = HypergridState(coords=jnp.asarray([[0, 0], [1, 1], [2, 0]]), done=jnp.zeros(3, bool))
     logits = jnp.zeros((3, A))

@@ -124,6 +124,11 @@ def test_value_regression_reductions_and_fixed_targets():
         sq.sum(-1).mean(),
         "Σ_t per trajectory, mean over trajectories (Niu et al.)",
     )
+    close(
+        losses.value_regression(v, y, MASK, "positions"),
+        sq.sum() / MASK.size,
+        "mean over all B·T positions, padding as zero error (Ent-PPO code)",
+    )
     close(losses.value_regression(v, y, MASK, "none"), sq, "(V − y)² per step")
     g_y = jax.grad(lambda t: losses.value_regression(jnp.asarray(v), t, MASK))(jnp.asarray(y))
     assert np.all(np.asarray(g_y) == 0), "value targets are fixed: sg(y)"

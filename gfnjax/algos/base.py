@@ -198,14 +198,22 @@ def minibatch_epochs(
     key: jax.Array,
     num_epochs: int,
     num_minibatches: int,
+    order: str = "shuffled",
 ) -> tuple[Any, Any]:
-    """`num_epochs` passes over `data` (leaves [B, ...]), each split into `num_minibatches` random
+    """`num_epochs` passes over `data` (leaves [B, ...]), each split into `num_minibatches`
     minibatches of B / num_minibatches rows: nested lax.scan of `step(carry, minibatch)`.
-    Returns (carry, outputs with leading [num_epochs, num_minibatches])."""
+    order: "shuffled" (a random partition per epoch) or "fixed" (rows [i·b, (i+1)·b) form
+    minibatch i in every epoch). Returns (carry, outputs with leading [num_epochs,
+    num_minibatches])."""
     B = jax.tree.leaves(data)[0].shape[0]
+    if order not in ("shuffled", "fixed"):
+        raise ValueError(f"order must be 'shuffled' or 'fixed', got {order!r}")
 
     def epoch(carry, k):
-        idx = jax.random.permutation(k, B).reshape(num_minibatches, -1)
+        if order == "fixed":
+            idx = jnp.arange(B).reshape(num_minibatches, -1)
+        else:
+            idx = jax.random.permutation(k, B).reshape(num_minibatches, -1)
         return jax.lax.scan(lambda c, i: step(c, jax.tree.map(lambda x: x[i], data)), carry, idx)
 
     return jax.lax.scan(epoch, carry, jax.random.split(key, num_epochs))

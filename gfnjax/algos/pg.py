@@ -50,7 +50,8 @@ from gfnjax.utils import check_choice, check_range
 
 ADVANTAGE_NORMS = ("none", "center", "normalize")
 VALUE_TARGETS = ("fixed", "recomputed")
-VALUE_AVERAGES = ("transitions", "trajectories")
+VALUE_AVERAGES = ("transitions", "positions", "trajectories")
+MINIBATCH_ORDERS = ("shuffled", "fixed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +79,17 @@ class ValueConfig(PGConfig):
     value_targets: "fixed" (targets computed once with V_old, as the Ent-PPO molecule code) or
         "recomputed" (recomputed with the current V before every value step, as the Ent-PPO
         hypergrid code).
-    value_average: "transitions" (squared error averaged over valid steps) or "trajectories"
-        (summed over each trajectory, averaged over trajectories: Niu et al.).
+    value_average: "transitions" (squared error averaged over valid steps), "positions"
+        (averaged over all B·T positions, padding as zero error: the Ent-PPO PPO and GAE code
+        for hypergrid and QM9; the same up to the batch's share of valid steps, which Adam
+        nearly cancels) or "trajectories" (summed over each trajectory, averaged over
+        trajectories: Niu et al.).
+    minibatch_order: how each epoch splits the batch into minibatches: "shuffled" (a new random
+        partition every epoch, as PPO usually does; gfnjax's default, with which the studies in
+        experiments/ ran) or "fixed" (contiguous splits of the batch, the same in every epoch:
+        what every Ent-PPO script does, gfnx baselines and the molecule code alike). The
+        trajectories of a batch are exchangeable, so the two differ only in which trajectories
+        share a minibatch in later epochs.
     """
 
     value_lr: float = 1e-3
@@ -88,6 +98,7 @@ class ValueConfig(PGConfig):
     value_minibatches: int = 1
     value_targets: str = "fixed"
     value_average: str = "transitions"
+    minibatch_order: str = "shuffled"
 
     SWEEPABLE: ClassVar[tuple[str, ...]] = PGConfig.SWEEPABLE + ("value_lr",)
 
@@ -101,6 +112,7 @@ class ValueConfig(PGConfig):
         check_divides(self, "value_minibatches")
         check_choice(self, "value_targets", VALUE_TARGETS)
         check_choice(self, "value_average", VALUE_AVERAGES)
+        check_choice(self, "minibatch_order", MINIBATCH_ORDERS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,7 +282,7 @@ class PGAlgorithm(Algorithm):
 
         data = (traj, ev_old, targets)
         state, losses = minibatch_epochs(
-            step, state, data, key, cfg.value_epochs, cfg.value_minibatches
+            step, state, data, key, cfg.value_epochs, cfg.value_minibatches, cfg.minibatch_order
         )
         return state, {"value_loss": losses[-1].mean()}
 

@@ -77,6 +77,6 @@ class PPO(PGAlgorithm):
 
         data = (traj, ev_old.log_probs[:, :-1], adv)
         state, infos = minibatch_epochs(
-            step, state, data, key, cfg.policy_epochs, cfg.policy_minibatches
+            step, state, data, key, cfg.policy_epochs, cfg.policy_minibatches, cfg.minibatch_order
         )
         return state, jax.tree.map(lambda x: x[-1].mean(), infos)

@@ -136,20 +136,25 @@ def value_regression(
 ) -> jax.Array:
     """Squared error of a value net against fixed targets: (V(s_t) − sg(y_t))².
 
-    reduce: "transitions" (mean over valid steps of the batch, default), "trajectories"
-    (Σ_t per trajectory, mean over trajectories: Niu et al.'s normalisation) or "none"
-    (float[B, T]).
+    reduce: "transitions" (mean over valid steps of the batch, default), "positions" (mean over
+    all B·T positions, padding counted as zero error: `jnp.mean` in the Ent-PPO hypergrid and
+    QM9 code), "trajectories" (Σ_t per trajectory, mean over trajectories: Niu et al.'s
+    normalisation) or "none" (float[B, T]).
     Args: values, targets: float[B, T]; mask: bool[B, T].
     """
     _check(values, targets, mask)
     sq = jnp.where(mask, values - sg(targets), 0.0) ** 2
     if reduce == "transitions":
         return sq.sum() / jnp.maximum(mask.sum(), 1)
+    if reduce == "positions":
+        return jnp.mean(sq)
     if reduce == "trajectories":
         return jnp.mean(sq.sum(-1))
     if reduce == "none":
         return sq
-    raise ValueError(f"reduce must be 'transitions', 'trajectories' or 'none', got {reduce!r}")
+    raise ValueError(
+        f"reduce must be 'transitions', 'positions', 'trajectories' or 'none', got {reduce!r}"
+    )
 
 
 # --- Niu et al. 2024: costs with a learned log Z ----------------------------------------------
