@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from gfnjax.bench import report as harness
+from gfnjax.bench.records import mean_std
 
 STUDIES = {
     # study -> (primary metric, threshold rows: (metric, threshold, "below" | "above"))
@@ -94,7 +95,7 @@ def threshold_table(records: list[dict], metric: str, threshold: float, side: st
 
 
 def budget_table(records: list[dict], metric: str, budgets: list[int]) -> str:
-    """The metric at fixed trajectory counts (mean ± std over seeds; – if not reached)."""
+    """The metric at fixed trajectory counts (mean ± sample std over seeds; – if not reached)."""
     groups = harness.group_records(records)
     names = harness.labels(groups)
     head = " | ".join(f"{metric} at {b:,} traj." for b in budgets)
@@ -106,9 +107,9 @@ def budget_table(records: list[dict], metric: str, budgets: list[int]) -> str:
             for r in rs:
                 xs, ys = r["curves"].get("trajectories", []), r["curves"].get(metric, [])
                 vals += [y for x, y in zip(xs, ys) if int(x) == b and y is not None]
-            cells.append(
-                f"{np.mean(vals):.3g} ± {np.std(vals):.2g}" if len(vals) == len(rs) else "–"
-            )
+            mean, std, n = mean_std(vals)
+            note = f" ({n}/{len(vals)} finite)" if n < len(vals) else ""
+            cells.append(f"{mean:.3g} ± {std:.2g}{note}" if len(vals) == len(rs) else "–")
         rows.append(f"| {names[g][0]} | {names[g][1]} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 

@@ -38,7 +38,7 @@ import sys
 
 import numpy as np
 
-from gfnjax.bench.records import read_records, unique_records, warn
+from gfnjax.bench.records import mean_std, read_records, unique_records, warn
 from gfnjax.bench.run import diverged
 from gfnjax.bench.sweep import check_directions
 from gfnjax.metrics.registry import direction
@@ -87,13 +87,6 @@ def _values(rs: list[dict], metric: str) -> np.ndarray:
     )
 
 
-def _stats(v: np.ndarray) -> tuple[float, float, int]:
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return float("nan"), float("nan"), 0
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
-
-
 def compare(
     current: list[dict], baseline: list[dict], check: dict[str, float], k: float = DEFAULT_K
 ) -> list[Finding]:
@@ -108,7 +101,7 @@ def compare(
         n_div = sum(diverged(r) for r in cur)
         for metric, rel in check.items():
             vb, vc = _values(base, metric), _values(cur, metric)
-            sb, sc = _stats(vb), _stats(vc)
+            sb, sc = mean_std(vb), mean_std(vc)
             if not cur:
                 findings.append(Finding(name, metric, sb, nan3, math.nan, "MISSING", "no results"))
                 continue

@@ -24,7 +24,7 @@ import time
 import numpy as np
 import yaml
 
-from gfnjax.bench.records import check_writable, warn
+from gfnjax.bench.records import check_writable, mean_std, warn
 from gfnjax.bench.run import add_reliability_args, diverged, reliability_options
 from gfnjax.metrics.registry import direction
 from gfnjax.metrics.registry import info as metric_info
@@ -63,14 +63,6 @@ def primary_metric(records: list[dict]) -> str:
     raise ValueError(f"no rankable metric in the results (looked for {list(PRIMARY)})")
 
 
-def _stats(values) -> tuple[float, float, int]:
-    v = np.array([np.nan if x is None else x for x in values], float)
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return float("nan"), float("nan"), 0
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
-
-
 def ranked(records: list[dict]) -> tuple[str, list[dict]]:
     """(primary metric, rows best first). A row per method (program label): mean ± std of the
     primary metric over its healthy seeds; methods with a diverged seed rank last."""
@@ -82,8 +74,8 @@ def ranked(records: list[dict]) -> tuple[str, list[dict]]:
     rows = []
     for label, rs in groups.items():
         healthy = [r for r in rs if not diverged(r)]
-        mean, std, n = _stats([r["final"].get(metric) for r in healthy])
-        start = _stats([(r["curves"].get(metric) or [None])[0] for r in rs])[0]
+        mean, std, n = mean_std([r["final"].get(metric) for r in healthy])
+        start = mean_std([(r["curves"].get(metric) or [None])[0] for r in rs])[0]
         rows.append(
             {
                 "label": label,
@@ -95,8 +87,8 @@ def ranked(records: list[dict]) -> tuple[str, list[dict]]:
                 "std": std,
                 "n": n,
                 "start": start,
-                "extra": {m: _stats([r["final"].get(m) for r in healthy]) for m in EXTRA},
-                "trajectories": _stats([r["final"].get("trajectories") for r in healthy])[0],
+                "extra": {m: mean_std([r["final"].get(m) for r in healthy]) for m in EXTRA},
+                "trajectories": mean_std([r["final"].get("trajectories") for r in healthy])[0],
                 "seconds": float(rs[0].get("compile_s", 0.0) + rs[0].get("wall_s", 0.0)),
             }
         )

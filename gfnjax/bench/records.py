@@ -48,6 +48,17 @@ def warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr, flush=True)
 
 
+def mean_std(values) -> tuple[float, float, int]:
+    """(mean, sample std with ddof 1, count) over the finite entries of `values` (None counts as
+    missing); std 0 for one value, (nan, nan, 0) for none. Every table of the harness and the
+    studies reports this."""
+    v = np.array([np.nan if x is None else x for x in np.ravel(np.asarray(values, object))], float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), float("nan"), 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
 def jsonable(x: Any) -> Any:
     """Plain JSON values: tuples/arrays -> lists, non-finite floats -> None (null)."""
     if dataclasses.is_dataclass(x) and not isinstance(x, type):

@@ -29,7 +29,7 @@ import sys
 
 import numpy as np
 
-from gfnjax.bench.records import CELL_KEYS, load_results
+from gfnjax.bench.records import CELL_KEYS, load_results, mean_std
 from gfnjax.bench.run import SUMMARY_KEYS, diverged, status_cell
 from gfnjax.metrics.registry import info as metric_info
 
@@ -116,13 +116,6 @@ def group_stats(rs: list[dict], metric: str) -> dict[str, np.ndarray]:
     )
     areas = np.array([np.nan if diverged(r) else _auc_of(r, metric) for r in rs], float)
     return {"final": final, "auc": areas}
-
-
-def mean_std(v: np.ndarray) -> tuple[float, float, int]:
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return float("nan"), float("nan"), 0
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
 
 
 def _cell(v: np.ndarray, n_runs: int | None = None) -> str:

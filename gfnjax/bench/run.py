@@ -40,6 +40,7 @@ from gfnjax.bench.records import (
     check_writable,
     code_version,
     jsonable,
+    mean_std,
     read_records,
 )
 from gfnjax.metrics import MetricsConfig
@@ -683,13 +684,11 @@ def diverged(rec: dict) -> bool:
 
 def fmt_mean_std(values: list, n_runs: int) -> str:
     """'mean ± sample std' over the finite values; '(k/n)' when only k of the n runs have one."""
-    v = np.array([np.nan if x is None else x for x in values], float)
-    v = v[np.isfinite(v)]
-    if not len(v):
+    mean, std, n = mean_std(values)
+    if not n:
         return "–"
-    std = v.std(ddof=1) if len(v) > 1 else 0.0
-    note = f" ({len(v)}/{n_runs})" if len(v) < n_runs else ""
-    return f"{v.mean():.4g} ± {std:.2g}{note}"
+    note = f" ({n}/{n_runs})" if n < n_runs else ""
+    return f"{mean:.4g} ± {std:.2g}{note}"
 
 
 def status_cell(rs: list[dict]) -> str:
