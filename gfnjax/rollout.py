@@ -322,7 +322,9 @@ class Evaluation(struct.PyTreeNode):
 PACK_MIN_ROWS = 8
 
 
-PACK_RATIO = 2.0  # consecutive capacities differ by this factor
+# consecutive capacities differ by this factor; √2 took a tenth off a PPO update but nearly
+# doubled its compile time (benchmarks/results/pack_ratio.md)
+PACK_RATIO = 2.0
 
 
 def pack_capacities(num_rows: int, min_rows: int) -> tuple[int, ...]:
