@@ -17,6 +17,7 @@ import pytest
 from fast_compile import FAST_COMPILE
 from scipy import stats
 
+import gfnjax
 from gfnjax import algos, envs
 from gfnjax.algos import guides
 from gfnjax.algos.base import StepInfo
@@ -24,6 +25,7 @@ from gfnjax.data import DataFileError
 from gfnjax.envs.bitseq import BLOCKS, bitseq_test_set_bits, mode_bits
 from gfnjax.envs.qm9str import load_proxy
 from gfnjax.envs.sequence import SequenceState
+from gfnjax.metrics import ExactDistribution
 from gfnjax.metrics.exact import build_dag, policy_terminal_distribution
 from gfnjax.metrics.sequence import ModesFound, TopKReward, estimate_log_prob
 from gfnjax.metrics.stats import pearson, rankdata, spearman
@@ -420,6 +422,29 @@ def test_every_algorithm_updates_without_nan(env_name, algo_name):
         if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.floating):
             assert bool(jnp.all(jnp.isfinite(leaf))), algo_name
     assert bool(jnp.all(env.is_terminal(info.terminals)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name,iters", [("tb", 1000), ("db", 1000), ("subtb", 2500), ("mdqn", 1000), ("ppo", 1000)]
+)
+def test_each_family_learns_a_small_bit_sequence_to_its_exact_target(name, iters):
+    """Bit sequences n = 8, k = 2 (369 states, 256 sequences, 4 modes; log R = −2·Hamming):
+    the exact TV of the learned sampler (DP over the enumerated DAG) falls from 0.68 (uniform
+    policy) below 0.2, and log Z (SubTB: log F(s0); PPO: V(s0)) comes within 0.3 of the exact
+    one, in 1,000 iterations of 16 trajectories (seed 0 measured TV 0.05–0.09, log Z error
+    0.01–0.16; SubTB's log F(s0) lags, 0.79 at 1,000, so it gets 2,500), with the 2×64 MLP
+    torso: the objectives that pass on hypergrid, on an environment with many orderings per
+    sequence and a uniform P_B over filled slots."""
+    env = SMALL_ENVS["bitseq"]()
+    algo = algos.make(name, env, hidden=(64, 64), torso="mlp")
+    _, curves = gfnjax.train(
+        algo, jax.random.PRNGKey(0), iters, iters // 2, metrics=[ExactDistribution(env)]
+    )
+    tv = np.asarray(curves["tv"])
+    assert tv[0] > 0.6, tv
+    assert tv[-1] < 0.2, tv
+    assert float(curves["log_z_error"][-1]) < 0.3
 
 
 def test_rl_g_guides_follow_the_mode_set_and_the_reward_table():
