@@ -191,6 +191,9 @@ def adam(
     return optax.chain(*parts) if len(parts) > 1 else parts[0]
 
 
+MINIBATCH_ORDERS = ("shuffled", "fixed")
+
+
 def minibatch_epochs(
     step: Callable[[Any, Any], tuple[Any, Any]],
     carry: Any,
@@ -206,8 +209,8 @@ def minibatch_epochs(
     minibatch i in every epoch). Returns (carry, outputs with leading [num_epochs,
     num_minibatches])."""
     B = jax.tree.leaves(data)[0].shape[0]
-    if order not in ("shuffled", "fixed"):
-        raise ValueError(f"order must be 'shuffled' or 'fixed', got {order!r}")
+    if order not in MINIBATCH_ORDERS:
+        raise ValueError(f"order must be one of {MINIBATCH_ORDERS}, got {order!r}")
 
     def epoch(carry, k):
         if order == "fixed":

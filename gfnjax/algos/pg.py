@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from gfnjax.algos.base import (
+    MINIBATCH_ORDERS,
     Algorithm,
     BaseConfig,
     StepInfo,
@@ -51,7 +52,6 @@ from gfnjax.utils import check_choice, check_range
 ADVANTAGE_NORMS = ("none", "center", "normalize")
 VALUE_TARGETS = ("fixed", "recomputed")
 VALUE_AVERAGES = ("transitions", "positions", "trajectories")
-MINIBATCH_ORDERS = ("shuffled", "fixed")
 
 
 @dataclasses.dataclass(frozen=True)
