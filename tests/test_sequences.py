@@ -349,6 +349,31 @@ def test_modes_found_is_cumulative_and_topk_deduplicates():
     assert float(out["top_k_reward"]) == pytest.approx(np.exp(lr).mean(), rel=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(SMALL_ENVS))
+def test_token_ids_read_the_state_back_from_the_observation(name):
+    """Env.token_ids(observe(s)) = 1 + token at every position (0 where empty), for states at
+    every fill level; ids stay below token_vocab."""
+    env = SMALL_ENVS[name]()
+    states = env.enumerate_states()
+    ids = np.asarray(env.token_ids(env.observe(states)))
+    want = np.asarray(states.tokens) + 1  # empty (−1) -> 0
+    np.testing.assert_array_equal(ids, want)
+    assert ids.max() < env.token_vocab and (ids == 0).any() and (ids > 0).any()
+
+
+def test_transformer_embeds_token_ids_by_a_lookup_table():
+    """A table row per token id (Tiapkin et al.'s and gfnx's nn.Embedding), not a Dense layer on
+    the ±bit features: words 00, 11 and 01 + 10 get independent embeddings."""
+    env = envs.make("bitseq", n=8, k=2, num_modes=4)
+    torso = make_torso("transformer", (32,), env)
+    params = torso.init(jax.random.PRNGKey(0), env.observe(env.reset(1)))["params"]
+    assert params["Embed_0"]["embedding"].shape == (env.token_vocab, 64)
+    assert "Dense_0" not in params
+    table = np.asarray(params["Embed_0"]["embedding"])
+    # rank of the 4 word embeddings: 4 (a linear map of [1, ±b1, ±b2] would give at most 3)
+    assert np.linalg.matrix_rank(table[1:5] - table[0]) == 4
+
+
 def test_transformer_torso_shapes_and_position_sensitivity():
     env = envs.make("bitseq", n=16, k=4, num_modes=6)
     net = PolicyNet(

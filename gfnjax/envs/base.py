@@ -191,6 +191,18 @@ class Env:
         return None
 
     @property
+    def token_vocab(self) -> int | None:
+        """Number of token ids when the environment declares `token_ids` (0 = empty position),
+        else None. The transformer torso then embeds tokens by a lookup table, as Tiapkin et
+        al.'s and gfnx's sequence transformers do."""
+        return None
+
+    def token_ids(self, obs: jax.Array) -> jax.Array:
+        """int32[..., L]: the token at each position of observations float[..., L·F] (0 for an
+        empty position, 1 + symbol otherwise); declared when `token_vocab` is not None."""
+        raise NotImplementedError(f"{self.name} declares no token ids")
+
+    @property
     def action_tokens(self) -> tuple[int, int] | None:
         """(L, V) when forward action a is symbol a % V at token a // V (L·V = num_actions) and
         backward action b clears token b (num_backward_actions = L): per-token policy heads

@@ -155,6 +155,13 @@ class _BitSequenceMixin:
         bits = words_to_bits(tokens, self.k).astype(jnp.float32)
         return jnp.concatenate([filled, filled * (2.0 * bits - 1.0)], axis=-1)
 
+    def token_ids(self, obs):
+        """int32[..., L] from the features [filled, ±bits]: 1 + word, 0 if empty."""
+        feats = obs.reshape(obs.shape[:-1] + self.token_shape)
+        bits = (feats[..., 1:] > 0).astype(jnp.int32)
+        words = (bits << jnp.arange(self.k - 1, -1, -1, dtype=jnp.int32)).sum(-1)
+        return jnp.where(feats[..., 0] > 0, words + 1, 0)
+
     def mode_words(self) -> np.ndarray:
         return bits_to_words(mode_bits(self.n, self.num_modes, self.mode_seed), self.k)
 

@@ -124,6 +124,16 @@ class SequenceEnv(Env):
         return self.seq_length * self.token_dim
 
     @property
+    def token_vocab(self) -> int:
+        return self.vocab_size + 1
+
+    def token_ids(self, obs):
+        """int32[..., L] from the default features [filled, one-hot(token)]: 1 + token, 0 if
+        empty."""
+        feats = obs.reshape(obs.shape[:-1] + self.token_shape)
+        return jnp.where(feats[..., 0] > 0, jnp.argmax(feats[..., 1:], -1) + 1, 0)
+
+    @property
     def action_tokens(self) -> tuple[int, int] | None:
         """(L, V) for "any_position" moves (action = position·V + token); None otherwise."""
         return (self.seq_length, self.vocab_size) if self.moves == "any_position" else None

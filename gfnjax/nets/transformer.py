@@ -1,8 +1,16 @@
 """A small transformer encoder torso for sequence environments (the "transformer" torso).
 
 The observation float[..., L·F] is reshaped with the environment's static `token_shape = (L, F)`
-into L tokens of F features; each token is embedded by a Dense layer plus a learned positional
-embedding and passed through pre-LayerNorm encoder blocks (self-attention + MLP, residual).
+into L tokens of F features. When the environment declares token ids (`Env.token_vocab`,
+`Env.token_ids`: every sequence environment), each token is embedded by a lookup table over its
+id, as Tiapkin et al.'s (`nn.Embedding`) and gfnx's (`eqx.nn.Embedding`) bit-sequence
+transformers do; otherwise by a Dense layer on its features. A Dense layer on bit sequences'
+compact [filled, ±bits] features would give the 2^k words embeddings of rank k + 1, in which
+words that differ by an XOR of bits (00 and 11 against 01 and 10) are not linearly separable;
+the on-policy objectives then learned even a small bit-sequence environment very slowly
+(tests/test_sequences.py trains the transformer on one). The token embedding plus a learned
+positional embedding passes through pre-LayerNorm encoder blocks (self-attention + MLP,
+residual).
 
 Two read-outs:
   "tokens" (when the environment declares `action_tokens = (L, V)`, e.g. bit sequences: action =
@@ -15,13 +23,15 @@ Two read-outs:
 
 Defaults follow gfnx's bit-sequence network (baselines/configs/tb_bitseq.yaml: 3 layers, 8 heads,
 embedding 64, MLP width 64), without dropout (the training loop is deterministic; Tiapkin et al.
-use dropout 0.1). Attention projects q, k, v with one fused matrix (one matmul instead of three).
+use dropout 0.1). Other differences from both: learned positional embeddings (theirs are fixed
+sinusoids), pre-LayerNorm blocks with GELU (Tiapkin et al.: PyTorch's post-LayerNorm with ReLU).
+Attention projects q, k, v with one fused matrix (one matmul instead of three).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -56,7 +66,10 @@ class EncoderBlock(nn.Module):
 
 
 class TransformerTorso(nn.Module):
-    """float[..., L·F] -> float[..., L·d_model] ("tokens") or float[..., hidden[-1]] ("flat")."""
+    """float[..., L·F] -> float[..., L·d_model] ("tokens") or float[..., hidden[-1]] ("flat").
+
+    token_ids: obs float[..., L·F] -> int32[..., L] in [0, token_vocab) (the environment's
+    `token_ids`), embedded by a lookup table; None: a Dense embedding of the F features."""
 
     token_shape: tuple[int, int]
     hidden: Sequence[int] = (256,)
@@ -65,6 +78,8 @@ class TransformerTorso(nn.Module):
     num_heads: int = 8
     mlp_dim: int = 64
     readout: str = "flat"
+    token_ids: Callable[[jax.Array], jax.Array] | None = None
+    token_vocab: int | None = None
 
     @property
     def per_token(self) -> bool:
@@ -75,7 +90,10 @@ class TransformerTorso(nn.Module):
         L, F = self.token_shape
         x = obs.reshape(obs.shape[:-1] + (L, F))
         pos = self.param("pos_embedding", nn.initializers.normal(0.02), (L, self.d_model))
-        h = nn.Dense(self.d_model)(x) + pos
+        if self.token_ids is None:
+            h = nn.Dense(self.d_model)(x) + pos
+        else:
+            h = nn.Embed(self.token_vocab, self.d_model)(self.token_ids(obs)) + pos
         for _ in range(self.num_layers):
             h = EncoderBlock(self.num_heads, self.mlp_dim)(h)
         h = nn.LayerNorm()(h)
@@ -95,8 +113,9 @@ def make_transformer_torso(hidden: Sequence[int], env=None, **kwargs) -> Transfo
             f"environments do); got {type(env).__name__}"
         )
     readout = "tokens" if env.action_tokens is not None else "flat"
+    ids = dict(token_ids=env.token_ids, token_vocab=env.token_vocab) if env.token_vocab else {}
     return TransformerTorso(
-        token_shape=tuple(token_shape), hidden=tuple(hidden), readout=readout, **kwargs
+        token_shape=tuple(token_shape), hidden=tuple(hidden), readout=readout, **ids, **kwargs
     )
 
 
